@@ -1,0 +1,66 @@
+"""Kiln: the whole machine-learning life cycle, on one laptop or a cluster.
+
+The public API is re-exported here lazily, so that ``import kiln`` (and ``kiln --help``) stays
+fast: the metadata store, Arrow and the pipeline machinery load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kiln._version import __version__
+from kiln.errors import KilnError
+
+if TYPE_CHECKING:
+    from kiln.artifacts import Artifact, ArtifactStore, Metrics, Report, Table
+    from kiln.metadata import MetadataStore, lineage
+    from kiln.orchestration import LocalRunner, Pipeline, Runner, component, load_pipeline, pipeline, run
+    from kiln.workspace import Workspace
+
+__all__ = [
+    "Artifact",
+    "ArtifactStore",
+    "KilnError",
+    "LocalRunner",
+    "MetadataStore",
+    "Metrics",
+    "Pipeline",
+    "Report",
+    "Runner",
+    "Table",
+    "Workspace",
+    "__version__",
+    "component",
+    "lineage",
+    "load_pipeline",
+    "pipeline",
+    "run",
+]
+
+_LAZY = {
+    "Artifact": "kiln.artifacts",
+    "ArtifactStore": "kiln.artifacts",
+    "Metrics": "kiln.artifacts",
+    "Report": "kiln.artifacts",
+    "Table": "kiln.artifacts",
+    "MetadataStore": "kiln.metadata",
+    "lineage": "kiln.metadata",
+    "LocalRunner": "kiln.orchestration",
+    "Pipeline": "kiln.orchestration",
+    "Runner": "kiln.orchestration",
+    "component": "kiln.orchestration",
+    "load_pipeline": "kiln.orchestration",
+    "pipeline": "kiln.orchestration",
+    "run": "kiln.orchestration",
+    "Workspace": "kiln.workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,211 @@
+"""``kiln``: the command line. Each command imports what it needs when it runs, so that
+``kiln --help`` starts fast. A user's mistake is one red line and a non-zero exit code, never a
+traceback: every :class:`~kiln.errors.KilnError` is caught here.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from kiln._version import __version__
+from kiln.errors import KilnError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kiln.workspace import Workspace
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="kiln",
+    help="Kiln: the whole machine-learning life cycle on one machine or a cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+runs_app = typer.Typer(help="Pipeline runs: a table, or one run's steps.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _handles_errors(fn: F) -> F:
+    """Turn a KilnError into one clear message on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KilnError as e:
+            from rich.markup import escape
+
+            _console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}")
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            _console(stderr=True).print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _workspace() -> Workspace:
+    from kiln.workspace import Workspace
+
+    return Workspace.find_or_create()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kiln {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Kiln: the whole machine-learning life cycle on one machine or a cluster."""
+
+
+@app.command()
+@_handles_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to make a workspace.")] = Path("."),
+) -> None:
+    """Make DIRECTORY a Kiln workspace (kiln.toml and .kiln/)."""
+    from kiln.workspace import Workspace
+
+    ws, created = Workspace.init(directory)
+    ws.metadata  # noqa: B018 - creates the metadata database now, so a bad URL fails here
+    if created:
+        typer.echo(f"Initialised a Kiln workspace in {ws.root}")
+    else:
+        typer.echo(f"{ws.root} is already a Kiln workspace; nothing changed")
+
+
+def _split_params(pairs: list[str]) -> dict[str, str]:
+    from kiln.errors import ParameterError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param {pair!r} is not KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+@app.command("run")
+@_handles_errors
+def run_cmd(
+    file: Annotated[Path, typer.Argument(help="Python file that defines a @pipeline.")],
+    pipeline_name: Annotated[
+        str | None, typer.Option("--pipeline", help="Which pipeline, when the file has several.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="KEY=VALUE, repeatable.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step anew.")] = False,
+    explain_cache: Annotated[
+        bool, typer.Option("--explain-cache", help="Say why each step hit or missed the cache.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=0, help="Worker processes (default: one per core; 0: none)."),
+    ] = None,
+) -> None:
+    """Run a pipeline; completed steps with unchanged inputs come from the cache."""
+    from kiln.cli._run import run_pipeline_file
+
+    code = run_pipeline_file(
+        file,
+        pipeline_name=pipeline_name,
+        params=_split_params(param or []),
+        use_cache=not no_cache,
+        explain=explain_cache,
+        workers=workers,
+        workspace=_workspace(),
+    )
+    raise typer.Exit(code)
+
+
+@runs_app.callback()
+@_handles_errors
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """A table of pipeline runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kiln.cli._views import runs_table
+
+    _console().print(runs_table(_workspace(), limit))
+
+
+@runs_app.command("show")
+@_handles_errors
+def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kiln runs`.")]) -> None:
+    """One run: its parameters and its steps (state, timing, cache, outputs)."""
+    from kiln.cli._views import run_detail
+
+    for part in run_detail(_workspace(), run_id):
+        _console().print(part)
+
+
+@app.command()
+@_handles_errors
+def artifacts(
+    type_name: Annotated[str | None, typer.Option("--type", help="Only this artifact type.")] = None,
+    all_states: Annotated[
+        bool, typer.Option("--all", help="Also PENDING and DELETED artifacts.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+) -> None:
+    """A table of artifacts, newest first (LIVE ones unless --all)."""
+    from kiln.cli._views import artifacts_table
+
+    _console().print(artifacts_table(_workspace(), type_name, all_states, limit))
+
+
+@app.command()
+@_handles_errors
+def lineage(
+    artifact_id: Annotated[int, typer.Argument(help="An artifact id from `kiln artifacts`.")],
+    upstream: Annotated[
+        bool, typer.Option("--upstream", help="What made it (the default).")
+    ] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="What was made from it.")] = False,
+) -> None:
+    """The lineage of an artifact as a tree: upstream (data, code, parameters) or downstream."""
+    from kiln.cli._views import lineage_tree
+    from kiln.errors import KilnError as _KilnError
+
+    if upstream and downstream:
+        raise _KilnError("choose one of --upstream and --downstream")
+    _console().print(lineage_tree(_workspace(), artifact_id, "downstream" if downstream else "upstream"))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SystemExit as e:
+        sys.exit(e.code)

@@ -1,0 +1,107 @@
+"""Every error Kiln raises on purpose, in one tree.
+
+::
+
+    KilnError                       anything Kiln reports to a user (CLI exit code 2 unless noted)
+    ├── WorkspaceError              kiln.toml unreadable, a setting of the wrong type, a bad URL
+    ├── MetadataError               the metadata database
+    │   ├── MetadataLockedError     another process holds the database longer than the busy timeout
+    │   ├── SchemaTooNewError       the database was written by a newer Kiln than this one
+    │   └── NotFoundError           no artifact, execution, context or type with that id or name
+    ├── ArtifactError               the artifact store
+    │   ├── UnsafePathError         a path that would resolve outside the artifact root
+    │   └── ArtifactStoreError      the root is unwritable or an artifact's files are missing
+    ├── PipelineError               building a pipeline (before anything runs)
+    │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
+    │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
+    │   └── ParameterError          a --param that is unknown or does not parse as its type
+    └── RunFailedError              a step raised; the run stopped (CLI exit code 1)
+
+Engine errors (SQLAlchemy, fsspec, the OS) are translated at the boundary with ``raise … from``
+so that a user reads what failed, on which object, and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "ArtifactStoreError",
+    "KilnError",
+    "MetadataError",
+    "MetadataLockedError",
+    "NotFoundError",
+    "ParameterError",
+    "PipelineDefinitionError",
+    "PipelineError",
+    "PipelineFileError",
+    "RunFailedError",
+    "SchemaTooNewError",
+    "UnsafePathError",
+    "WorkspaceError",
+]
+
+
+class KilnError(Exception):
+    """Base of every error Kiln raises for a user to read."""
+
+    exit_code = 2
+
+
+class WorkspaceError(KilnError):
+    """The workspace or its settings are unusable."""
+
+
+class MetadataError(KilnError):
+    """The metadata database refused or failed an operation."""
+
+
+class MetadataLockedError(MetadataError):
+    """Another process held the database for longer than the busy timeout."""
+
+
+class SchemaTooNewError(MetadataError):
+    """The database schema is newer than this version of Kiln understands."""
+
+
+class NotFoundError(MetadataError):
+    """No object with the given id or name."""
+
+
+class ArtifactError(KilnError):
+    """The artifact store refused or failed an operation."""
+
+
+class UnsafePathError(ArtifactError):
+    """A path would resolve outside the artifact root."""
+
+
+class ArtifactStoreError(ArtifactError):
+    """The artifact root cannot be written, or an artifact's files are gone."""
+
+
+class PipelineError(KilnError):
+    """A pipeline could not be built."""
+
+
+class PipelineFileError(PipelineError):
+    """The pipeline file is missing, fails to import, or defines no pipeline."""
+
+
+class PipelineDefinitionError(PipelineError):
+    """The pipeline's graph is wrong: a cycle, a type mismatch, a missing or unknown input."""
+
+
+class ParameterError(PipelineError):
+    """A pipeline parameter is unknown or its value does not parse as its declared type."""
+
+
+class RunFailedError(KilnError):
+    """A step failed and the run stopped; rerunning resumes from the cache."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, run_id: str, step: str, resume_command: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+        self.resume_command = resume_command

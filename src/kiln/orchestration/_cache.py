@@ -1,0 +1,197 @@
+"""Cache keys, and why a step hit or missed the cache.
+
+A step's cache key is the hash of:
+
+- its component's code: the function's syntax tree, and that of every function and class of its own
+  package that it calls, transitively (comments and formatting do not count, logic does);
+- its parameter values (canonical JSON);
+- its input artifacts' content fingerprints;
+- Kiln's version.
+
+Each execution records these parts, so that the next run can say which of them changed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiln._version import __version__
+from kiln.metadata import Execution, PropertyValue
+from kiln.orchestration._component import Component
+
+__all__ = ["CacheKey", "code_parts", "explain_miss"]
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def _source_digest(obj: Any) -> str:
+    try:
+        src = textwrap.dedent(inspect.getsource(obj))
+        return _sha(ast.dump(ast.parse(src), annotate_fields=False))
+    except (OSError, TypeError, SyntaxError):
+        code = getattr(obj, "__code__", None)
+        if code is not None:  # no source on disk: hash the bytecode and constants
+            return _sha(code.co_code + repr(code.co_consts).encode())
+        return _sha(repr(obj))
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _home(module: str) -> Path | None:
+    """The folder a component's own code lives in: its package's, or its script's folder."""
+    top = sys.modules.get(_package(module))
+    file = getattr(top, "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve().parent
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        return path if getattr(top, "__path__", None) else None
+    return path
+
+
+def code_parts(fn: Callable[..., Any]) -> dict[str, str]:
+    """Digests of ``fn`` and of the functions and classes of its own package it reaches."""
+    package = _package(fn.__module__)
+    home = _home(fn.__module__)
+    parts: dict[str, str] = {}
+
+    def own_module(name: str) -> bool:
+        if _package(name) == package:
+            return True
+        if _package(name) == "kiln":  # Kiln's own code is covered by its version
+            return False
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if home is None or not file:
+            return False
+        path = Path(file).resolve()
+        return path.is_relative_to(home) and "site-packages" not in path.parts
+
+    def own(obj: Any) -> bool:
+        mod = getattr(obj, "__module__", None)
+        return isinstance(mod, str) and own_module(mod)
+
+    def visit(obj: Any) -> None:
+        if isinstance(obj, Component):
+            obj = obj.fn
+        key = f"{obj.__module__}.{obj.__qualname__}"
+        if key in parts:
+            return
+        parts[key] = _source_digest(obj)
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return
+        names = set(_names(code))
+        glb: Mapping[str, Any] = getattr(obj, "__globals__", {})
+        for name in sorted(names):
+            target = glb.get(name)
+            if isinstance(target, Component) or (
+                (inspect.isfunction(target) or inspect.isclass(target)) and own(target)
+            ):
+                visit(target)
+            elif inspect.ismodule(target) and own_module(target.__name__):
+                for attr in sorted(names):
+                    member = getattr(target, attr, None)
+                    if (inspect.isfunction(member) or inspect.isclass(member)) and own(member):
+                        visit(member)
+
+    visit(fn)
+    return parts
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The parts of a step's cache key and their hash."""
+
+    component: str
+    code: Mapping[str, str]
+    params: Mapping[str, Any]
+    inputs: Mapping[str, Sequence[str]]  # input name -> fingerprints
+    kiln_version: str = __version__
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps(
+            {
+                "component": self.component,
+                "code": dict(self.code),
+                "params": dict(self.params),
+                "inputs": {k: list(v) for k, v in self.inputs.items()},
+                "kiln": self.kiln_version,
+            },
+            sort_keys=True,
+        )
+        return "sha256:" + _sha(body)
+
+    def as_properties(self) -> dict[str, PropertyValue]:
+        return {
+            "code_parts": dict(self.code),
+            "params": dict(self.params),
+            "input_fingerprints": {k: list(v) for k, v in self.inputs.items()},
+            "kiln_version": self.kiln_version,
+        }
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def explain_miss(key: CacheKey, previous: Execution | None) -> str:
+    """Why ``key`` missed, compared with the previous execution of the same step."""
+    if previous is None:
+        return "miss: first run of this step"
+    props = previous.properties
+    reasons: list[str] = []
+    old_version = props.get("kiln_version")
+    if old_version != key.kiln_version:
+        reasons.append(f"Kiln version changed ({old_version} -> {key.kiln_version})")
+    old_code = props.get("code_parts")
+    if isinstance(old_code, dict) and old_code != dict(key.code):
+        changed = sorted(k for k in key.code if k in old_code and old_code[k] != key.code[k])
+        added = sorted(set(key.code) - set(old_code))
+        removed = sorted(set(old_code) - set(key.code))
+        bits = [f"code of {', '.join(changed)} changed"] if changed else []
+        if added:
+            bits.append(f"now calls {', '.join(added)}")
+        if removed:
+            bits.append(f"no longer calls {', '.join(removed)}")
+        reasons.append("; ".join(bits))
+    old_params = props.get("params")
+    if isinstance(old_params, dict) and old_params != dict(key.params):
+        for name in sorted(set(old_params) | set(key.params)):
+            before, after = old_params.get(name, "<unset>"), key.params.get(name, "<unset>")
+            if before != after:
+                reasons.append(f"parameter {name!r} changed ({_short(before)} -> {_short(after)})")
+    old_inputs = props.get("input_fingerprints")
+    if isinstance(old_inputs, dict):
+        for name in sorted(set(old_inputs) | set(key.inputs)):
+            before, after = old_inputs.get(name), list(key.inputs.get(name, []))
+            if before != after:
+                reasons.append(f"input {name!r} changed (new content upstream)")
+    if not reasons:
+        return (
+            f"miss: same code, parameters and inputs as execution {previous.id}, but its outputs "
+            "are no longer available"
+        )
+    return "miss: " + "; ".join(reasons)

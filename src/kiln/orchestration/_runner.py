@@ -1,0 +1,187 @@
+"""Runners: where and when a plan's steps execute.
+
+A runner has one method, :meth:`Runner.run`, which executes a plan's steps through a
+:class:`~kiln.orchestration._run.RunSession` (which owns every metadata and artifact write). The local
+runner runs steps in topological order and independent steps at the same time in worker
+processes (one per core by default); the Ray runner will run each step as a Ray task.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+from kiln.orchestration._pipeline import Plan, Step
+from kiln.orchestration._run import RunSession, Task, default_workers
+from kiln.orchestration._worker import execute_task
+
+__all__ = ["LocalRunner", "Runner"]
+
+# Numeric libraries in a worker get one thread each: one worker per core, never oversubscribed.
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "RAYON_NUM_THREADS",
+    "ARROW_NUM_THREADS",
+)
+
+
+class Runner(abc.ABC):
+    """Executes a plan; the session records what happens."""
+
+    @abc.abstractmethod
+    def run(self, plan: Plan, session: RunSession) -> None:
+        """Execute ``plan``'s steps, stopping cleanly after the first failure."""
+
+
+class _Worker:
+    def __init__(self, results: queue.Queue[tuple[_Worker, dict[str, Any]]]) -> None:
+        env = dict(os.environ)
+        for var in _THREAD_VARS:
+            env.setdefault(var, "1")
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kiln.orchestration._worker_main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self.task: str | None = None
+        self._results = results
+        self._stdin: IO[str] = io.TextIOWrapper(self.proc.stdin, encoding="utf-8", line_buffering=True)  # type: ignore[arg-type]
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in io.TextIOWrapper(self.proc.stdout, encoding="utf-8"):
+            self._results.put((self, json.loads(line)))
+        code = self.proc.wait()
+        if self.task is not None:
+            self._results.put(
+                (
+                    self,
+                    {
+                        "task": self.task,
+                        "ok": False,
+                        "error": {
+                            "type": "WorkerDied",
+                            "message": f"the worker process running this step exited with code "
+                            f"{code} (killed, or out of memory?)",
+                            "traceback": "",
+                        },
+                    },
+                )
+            )
+
+    def send(self, task_id: str, payload: dict[str, Any]) -> None:
+        self.task = task_id
+        self._stdin.write(json.dumps({**payload, "task": task_id}) + "\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+
+class LocalRunner(Runner):
+    """Steps in topological order; independent ones in parallel worker processes.
+
+    ``workers`` is the number of worker processes (default: one per core). ``workers=0`` runs every
+    step in this process, one at a time — handy in a debugger. A component that cannot be imported
+    by name (one defined inside a function) also runs in this process.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+
+    def run(self, plan: Plan, session: RunSession) -> None:
+        results: queue.Queue[tuple[_Worker, dict[str, Any]]] = queue.Queue()
+        pool: list[_Worker] = []
+        idle: list[_Worker] = []
+        running: dict[str, Task] = {}
+        done: set[str] = set()
+        started: set[str] = set()
+        failed = False
+
+        def ready() -> list[Step]:
+            return [
+                s
+                for s in plan.steps
+                if s.name not in started and all(u.name in done for u in s.upstream())
+            ]
+
+        try:
+            while True:
+                progressed = True
+                while progressed and not failed:
+                    progressed = False
+                    for step in ready():
+                        if self.workers > 0 and not idle and len(pool) >= self.workers:
+                            break
+                        started.add(step.name)
+                        progressed = True
+                        task = session.prepare(step)
+                        if task is None:
+                            done.add(step.name)
+                            continue
+                        if self.workers == 0 or not task.payload["qualname"]:
+                            session.complete(task, _in_process(task))
+                            if session.results[step.name].state == "COMPLETE":
+                                done.add(step.name)
+                            else:
+                                failed = True
+                            continue
+                        worker = idle.pop() if idle else _Worker(results)
+                        if worker not in pool:
+                            pool.append(worker)
+                        running[step.name] = task
+                        worker.send(step.name, task.payload)
+                if not running:
+                    break
+                worker, result = results.get()
+                worker.task = None
+                idle.append(worker)
+                task = running.pop(result["task"])
+                session.complete(task, result)
+                if session.results[task.step.name].state == "COMPLETE":
+                    done.add(task.step.name)
+                else:
+                    failed = True
+        except BaseException:
+            for w in pool:
+                w.kill()
+            for task in running.values():
+                session.fail(task, "interrupted: the run stopped while this step was running")
+            raise
+        finally:
+            for w in pool:
+                w.close()
+            for w in pool:
+                try:
+                    w.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+
+
+def _in_process(task: Task) -> dict[str, Any]:
+    log = task.payload.get("log")
+    with (
+        open(log, "a", encoding="utf-8") if log else contextlib.nullcontext(sys.stdout) as sink,
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
+        return execute_task(task.payload, task.step.component)
