@@ -1,0 +1,5 @@
+"""``python -m kiln`` is ``kiln``."""
+
+from kiln.cli import main
+
+main()
