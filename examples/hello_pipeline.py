@@ -29,7 +29,9 @@ NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"
 @component
 def read_penguins(path: str = "") -> Table:
     """The penguins table: ``path`` when given, else the CSV shipped with palmerpenguins."""
-    source = Path(path) if path else importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    source = (
+        Path(path) if path else importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    )
     with source.open("rb") as f:
         table = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(null_values=["NA", ""]))
     print(f"read {table.num_rows} rows, {table.num_columns} columns from {source}")
@@ -83,9 +85,9 @@ def report(table: Table, summary: Metrics) -> Report:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Penguins</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:right}}
 .bar{{background:#c0562f;height:8px}}</style></head><body>
-<h1>Penguins by {html.escape(s['group_by'])}</h1>
-<p>{s['rows']} rows with every measurement, {t.num_columns} columns.</p>
-<table><tr><th>{html.escape(s['group_by'])}</th><th>count</th>{head}</tr>{rows}</table>
+<h1>Penguins by {html.escape(s["group_by"])}</h1>
+<p>{s["rows"]} rows with every measurement, {t.num_columns} columns.</p>
+<table><tr><th>{html.escape(s["group_by"])}</th><th>count</th>{head}</tr>{rows}</table>
 </body></html>"""
     return Report(page)
 

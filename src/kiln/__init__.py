@@ -15,7 +15,15 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from kiln.artifacts import Artifact, ArtifactStore, Metrics, Report, Table
     from kiln.metadata import MetadataStore, lineage
-    from kiln.orchestration import LocalRunner, Pipeline, Runner, component, load_pipeline, pipeline, run
+    from kiln.orchestration import (
+        LocalRunner,
+        Pipeline,
+        Runner,
+        component,
+        load_pipeline,
+        pipeline,
+        run,
+    )
     from kiln.workspace import Workspace
 
 __all__ = [

@@ -110,9 +110,9 @@ class Workspace:
             return found
         ws, _ = cls.init(start or Path.cwd())
         if notice:
-            print(
-                f"kiln: no workspace found; created one in {ws.root} ({CONFIG_FILE}, {STATE_DIR}/)",
-                file=sys.stderr,
+            sys.stderr.write(
+                f"kiln: no workspace found; created one in {ws.root} "
+                f"({CONFIG_FILE}, {STATE_DIR}/)\n"
             )
         return ws
 

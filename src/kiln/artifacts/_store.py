@@ -27,7 +27,7 @@ _STAGING = ".staging"
 
 
 def check_uri(uri: str) -> str:
-    """``uri`` if it is a safe relative path under the artifact root; :class:`UnsafePathError` if not.
+    """``uri`` if a safe relative path under the artifact root, else :class:`UnsafePathError`.
 
     Artifact URIs in the metadata are always relative (``Table/3f2a…``): an absolute path, a drive
     or scheme, a ``..`` or ``.`` part, a backslash or an empty part would let a crafted database
@@ -51,7 +51,7 @@ def check_uri(uri: str) -> str:
 
 
 def fingerprint(path: Path) -> str:
-    """A content fingerprint of a file or folder: sha256 over every file's relative path and bytes."""
+    """A fingerprint of a file or folder: sha256 over each file's relative path and bytes."""
     outer = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
@@ -189,5 +189,3 @@ class ArtifactStore:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
         return removed
-
-

@@ -62,7 +62,7 @@ class Artifact:
         cls,
         path: Path,
         *,
-        id: int | None = None,  # noqa: A002 - the metadata id
+        id: int | None = None,
         uri: str | None = None,
         fingerprint: str | None = None,
         metadata: Mapping[str, PropertyValue] | None = None,
@@ -175,7 +175,9 @@ class Report(Artifact):
 
     def _write(self, folder: Path) -> dict[str, PropertyValue]:
         if not isinstance(self._value, str):
-            raise ArtifactError(f"Report artifact needs HTML text, got {type(self._value).__name__}")
+            raise ArtifactError(
+                f"Report artifact needs HTML text, got {type(self._value).__name__}"
+            )
         (folder / "index.html").write_text(self._value, encoding="utf-8")
         return {}
 

@@ -31,7 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-runs_app = typer.Typer(help="Pipeline runs: a table, or one run's steps.", invoke_without_command=True)
+runs_app = typer.Typer(
+    help="Pipeline runs: a table, or one run's steps.", invoke_without_command=True
+)
 app.add_typer(runs_app, name="runs")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,7 +175,9 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kiln ru
 @app.command()
 @_handles_errors
 def artifacts(
-    type_name: Annotated[str | None, typer.Option("--type", help="Only this artifact type.")] = None,
+    type_name: Annotated[
+        str | None, typer.Option("--type", help="Only this artifact type.")
+    ] = None,
     all_states: Annotated[
         bool, typer.Option("--all", help="Also PENDING and DELETED artifacts.")
     ] = False,
@@ -192,7 +196,9 @@ def lineage(
     upstream: Annotated[
         bool, typer.Option("--upstream", help="What made it (the default).")
     ] = False,
-    downstream: Annotated[bool, typer.Option("--downstream", help="What was made from it.")] = False,
+    downstream: Annotated[
+        bool, typer.Option("--downstream", help="What was made from it.")
+    ] = False,
 ) -> None:
     """The lineage of an artifact as a tree: upstream (data, code, parameters) or downstream."""
     from kiln.cli._views import lineage_tree
@@ -200,7 +206,9 @@ def lineage(
 
     if upstream and downstream:
         raise _KilnError("choose one of --upstream and --downstream")
-    _console().print(lineage_tree(_workspace(), artifact_id, "downstream" if downstream else "upstream"))
+    _console().print(
+        lineage_tree(_workspace(), artifact_id, "downstream" if downstream else "upstream")
+    )
 
 
 def main() -> None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table as RichTable
 
 from kiln.orchestration import LocalRunner, RunResult, StepEvent, load_pipeline, resume_command, run
@@ -55,7 +62,9 @@ def run_pipeline_file(
             if event.kind == "start":
                 progress.update(bar, description=f"{plan.pipeline}: {s.name}")
                 if explain:
-                    progress.console.print(f"  {_MARKS['start']} {escape(s.name)}  [dim]{escape(s.reason)}[/]")
+                    progress.console.print(
+                        f"  {_MARKS['start']} {escape(s.name)}  [dim]{escape(s.reason)}[/]"
+                    )
                 return
             progress.advance(bar)
             if event.kind == "hit":
@@ -99,16 +108,23 @@ def _summary(out: Console, err: Console, result: RunResult) -> None:
         ws = Workspace.find_or_create(notice=False)
         for s in steps:
             for name, art in s.outputs.items():
-                table.add_row(s.name, name, f"{art.type_name} #{art.id}", str(ws.artifacts.path_of(art.uri)))
+                table.add_row(
+                    s.name, name, f"{art.type_name} #{art.id}", str(ws.artifacts.path_of(art.uri))
+                )
         out.print(table)
         return
     bad = result.failed_step
     assert bad is not None
-    err.print(f"[bold red]error:[/] step {escape(bad.name)!r} ({escape(bad.component)}) failed in run {result.run_id}")
+    err.print(
+        f"[bold red]error:[/] step {escape(bad.name)!r} ({escape(bad.component)}) "
+        f"failed in run {result.run_id}"
+    )
     err.print(escape(bad.error or ""))
     if bad.log:
         err.print(f"[dim]step log: {escape(bad.log)}[/]")
     skipped = [s.name for s in steps if s.state == "SKIPPED"]
     if skipped:
         err.print(f"[dim]not run: {escape(', '.join(skipped))}[/]")
-    err.print(f"resume with (completed steps come from the cache):\n  {escape(result.resume_command)}")
+    err.print(
+        f"resume with (completed steps come from the cache):\n  {escape(result.resume_command)}"
+    )

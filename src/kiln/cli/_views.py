@@ -86,7 +86,9 @@ def run_detail(ws: Workspace, run_id: str) -> list[RenderableType]:
     try:
         run = store.get_context(RUN_CONTEXT, run_id)
     except NotFoundError:
-        raise NotFoundError(f"no run {run_id!r} in this workspace; `kiln runs` lists them") from None
+        raise NotFoundError(
+            f"no run {run_id!r} in this workspace; `kiln runs` lists them"
+        ) from None
     p = run.properties
     head = Table.grid(padding=(0, 2))
     head.add_row("[bold]run[/]", run.name)
@@ -118,7 +120,9 @@ def run_detail(ws: Workspace, run_id: str) -> list[RenderableType]:
     return parts
 
 
-def artifacts_table(ws: Workspace, type_name: str | None, all_states: bool, limit: int) -> RenderableType:
+def artifacts_table(
+    ws: Workspace, type_name: str | None, all_states: bool, limit: int
+) -> RenderableType:
     store = ws.metadata
     state = None if all_states else md.ArtifactState.LIVE
     arts = store.get_artifacts(type_name=type_name, state=state, limit=limit)
@@ -143,7 +147,8 @@ def artifacts_table(ws: Workspace, type_name: str | None, all_states: bool, limi
 
 
 def _artifact_label(a: md.Artifact) -> str:
-    return f"[bold]{a.type_name} #{a.id}[/] {_state(a.state.value)} [dim]{(a.fingerprint or '')[7:19]}[/]"
+    short = (a.fingerprint or "")[7:19]
+    return f"[bold]{a.type_name} #{a.id}[/] {_state(a.state.value)} [dim]{short}[/]"
 
 
 def _execution_label(x: md.Execution) -> str:
@@ -180,5 +185,13 @@ def lineage_tree(
 
     grow(tree, artifact_id, {artifact_id})
     if len(graph.executions) == 0:
-        tree.add("[dim]nothing " + ("made it (an imported artifact)" if direction == "upstream" else "was made from it yet") + "[/]")
+        tree.add(
+            "[dim]nothing "
+            + (
+                "made it (an imported artifact)"
+                if direction == "upstream"
+                else "was made from it yet"
+            )
+            + "[/]"
+        )
     return Group(tree)

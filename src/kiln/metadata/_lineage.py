@@ -21,7 +21,7 @@ Direction = Literal["upstream", "downstream"]
 
 @dataclass
 class LineageGraph:
-    """Artifacts and executions reachable from ``root`` in one direction, with the events between."""
+    """Artifacts and executions reachable from ``root`` one way, with the events between them."""
 
     root: int
     direction: Direction

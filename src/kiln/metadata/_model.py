@@ -86,7 +86,7 @@ class ContextType(_TypeBase):
 
 @dataclass
 class Artifact:
-    """One artifact: files under the artifact root at ``uri`` (relative), and what is known of it."""
+    """One artifact: files at ``uri`` (relative to the artifact root), and what is known of it."""
 
     type_name: str
     uri: str
@@ -130,7 +130,7 @@ class Context:
 
 @dataclass(frozen=True)
 class Event:
-    """An edge between an artifact and an execution: the execution read (INPUT) or wrote (OUTPUT) it.
+    """An edge between an artifact and an execution, which read (INPUT) or wrote (OUTPUT) it.
 
     ``path`` is the input or output name on the component, ``index`` its position in a list.
     """

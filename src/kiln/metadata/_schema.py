@@ -176,7 +176,7 @@ MIGRATIONS: Mapping[int, Migration] = {1: _v1_create}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-class tables:  # noqa: N801 - a namespace, read as ``tables.artifacts``
+class tables:
     schema_version = schema_version
     types = types
     type_properties = type_properties

@@ -42,7 +42,7 @@ from kiln.metadata._model import (
     TypeKind,
     _TypeBase,
 )
-from kiln.metadata._schema import MIGRATIONS, SCHEMA_VERSION, Migration, tables
+from kiln.metadata._schema import MIGRATIONS, Migration, tables
 
 __all__ = ["MetadataStore", "now_ms"]
 
@@ -193,7 +193,9 @@ class MetadataStore:
             for version in range(current + 1, self.schema_version + 1):
                 self._migrations[version](conn)
             if current == 0:
-                conn.execute(tables.schema_version.insert().values(id=1, version=self.schema_version))
+                conn.execute(
+                    tables.schema_version.insert().values(id=1, version=self.schema_version)
+                )
             elif current < self.schema_version:
                 conn.execute(tables.schema_version.update().values(version=self.schema_version))
 
@@ -208,7 +210,9 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _insert_ignore(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    def _insert_ignore(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
         if not rows:
             return
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -230,18 +234,29 @@ class MetadataStore:
             self._insert_ignore(
                 conn,
                 t,
-                [{"kind": kind.value, "name": name, "version": version, "description": description}],
+                [
+                    {
+                        "kind": kind.value,
+                        "name": name,
+                        "version": version,
+                        "description": description,
+                    }
+                ],
             )
             row = conn.execute(
                 sa.select(t.c.id, t.c.version, t.c.description).where(
                     t.c.kind == kind.value, t.c.name == name
                 )
             ).one()
-            if (version, description) != (row.version, row.description) and (version or description):
+            if (version, description) != (row.version, row.description) and (
+                version or description
+            ):
                 conn.execute(
                     t.update()
                     .where(t.c.id == row.id)
-                    .values(version=version or row.version, description=description or row.description)
+                    .values(
+                        version=version or row.version, description=description or row.description
+                    )
                 )
             existing = self._type_properties(conn, row.id)
             for pname, ptype in props.items():
@@ -286,7 +301,7 @@ class MetadataStore:
         version: str = "",
         description: str = "",
     ) -> ArtifactType:
-        """Register an artifact type (idempotent; new properties are added, changed ones refused)."""
+        """Register an artifact type (idempotent; new properties added, changed ones refused)."""
         t = self._put_type(TypeKind.ARTIFACT, name, properties, version, description)
         assert isinstance(t, ArtifactType)
         return t
@@ -513,7 +528,13 @@ class MetadataStore:
                 raise NotFoundError(f"artifact {a.id} does not exist in {self.display_url}")
         a.update_time_ms = now
         self._write_properties(
-            conn, "artifact", a.id, TypeKind.ARTIFACT, a.type_name, a.properties, a.custom_properties
+            conn,
+            "artifact",
+            a.id,
+            TypeKind.ARTIFACT,
+            a.type_name,
+            a.properties,
+            a.custom_properties,
         )
         return a
 
@@ -522,7 +543,9 @@ class MetadataStore:
         with self._tx(write=True) as conn:
             return [self._put_artifact(conn, a) for a in artifacts]
 
-    def _load_artifacts(self, conn: sa.Connection, where: Any, limit: int | None = None) -> list[Artifact]:
+    def _load_artifacts(
+        self, conn: sa.Connection, where: Any, limit: int | None = None
+    ) -> list[Artifact]:
         t = tables.artifacts
         q = sa.select(t).where(where).order_by(t.c.id.desc())
         if limit is not None:
@@ -864,7 +887,7 @@ class MetadataStore:
         *,
         execution_ids: Sequence[int] | None = None,
         artifact_ids: Sequence[int] | None = None,
-        type: EventType | None = None,  # noqa: A002 - MLMD's name for it
+        type: EventType | None = None,
     ) -> list[Event]:
         ev = tables.events
         cond: list[Any] = []
@@ -890,7 +913,9 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ derived queries
 
-    def find_cached_execution(self, cache_key: str) -> tuple[Execution, dict[str, list[Artifact]]] | None:
+    def find_cached_execution(
+        self, cache_key: str
+    ) -> tuple[Execution, dict[str, list[Artifact]]] | None:
         """The newest COMPLETE execution with this cache key whose outputs are all still LIVE."""
         for execution in self.get_executions(cache_key=cache_key, state=ExecutionState.COMPLETE):
             assert execution.id is not None

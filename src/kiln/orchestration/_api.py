@@ -53,9 +53,17 @@ def run(
     else:
         ws = Workspace.find_or_create()
     if command is None:
-        fn_file = Path(getattr(pipeline, "fn", run).__code__.co_filename) if isinstance(pipeline, Pipeline) else None
-        command = resume_command(file or fn_file or Path("PIPELINE.py"), plan.pipeline, plan.params, False)
-    session = RunSession(ws, plan, use_cache=use_cache, file=file, command=command, listener=listener)
+        fn_file = (
+            Path(getattr(pipeline, "fn", run).__code__.co_filename)
+            if isinstance(pipeline, Pipeline)
+            else None
+        )
+        command = resume_command(
+            file or fn_file or Path("PIPELINE.py"), plan.pipeline, plan.params, False
+        )
+    session = RunSession(
+        ws, plan, use_cache=use_cache, file=file, command=command, listener=listener
+    )
     try:
         (runner or LocalRunner()).run(plan, session)
     finally:

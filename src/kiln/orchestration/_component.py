@@ -68,7 +68,7 @@ def _artifact_class(annotation: Any) -> type[Artifact] | None:
 
 
 def _is_json_annotation(annotation: Any) -> bool:
-    """Whether a parameter annotation only admits JSON values (the cache key hashes them as JSON)."""
+    """Whether an annotation admits only JSON values (the cache key hashes them as JSON)."""
     if annotation is Any or annotation in _JSON_SCALARS:
         return True
     origin = typing.get_origin(annotation)
@@ -86,7 +86,9 @@ def check_json_value(where: str, value: Any) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise PipelineDefinitionError(f"{where} must be a JSON value (str, number, bool, list, dict): {e}") from e
+        raise PipelineDefinitionError(
+            f"{where} must be a JSON value (str, number, bool, list, dict): {e}"
+        ) from e
 
 
 class Component:

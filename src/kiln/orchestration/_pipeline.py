@@ -64,9 +64,7 @@ class Step:
 
     @property
     def outputs(self) -> dict[str, OutputRef]:
-        return {
-            n: OutputRef(self, n, spec.artifact) for n, spec in self.component.outputs.items()
-        }
+        return {n: OutputRef(self, n, spec.artifact) for n, spec in self.component.outputs.items()}
 
     @property
     def output(self) -> OutputRef:
@@ -139,8 +137,7 @@ class _Builder:
             if spec.name not in given:
                 if spec.required:
                     raise PipelineDefinitionError(
-                        f"{where}: missing input {spec.name!r} ({spec.type_label()}) of "
-                        f"{comp.name}"
+                        f"{where}: missing input {spec.name!r} ({spec.type_label()}) of {comp.name}"
                     )
                 if spec.artifact is None:
                     step.params[spec.name] = spec.default
@@ -351,7 +348,11 @@ def _parse_param(pipeline_name: str, spec: ParamSpec, text: str) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            if ann is Any or typing.get_origin(ann) in (typing.Union,) or str in typing.get_args(ann):
+            if (
+                ann is Any
+                or typing.get_origin(ann) in (typing.Union,)
+                or str in typing.get_args(ann)
+            ):
                 return text
             raise
     except ValueError as e:

@@ -179,7 +179,9 @@ class RunSession:
             for out in step.component.outputs.values():
                 classes.setdefault(out.artifact.type_name, out.artifact)
         used = {o.artifact for st in self.plan.steps for o in st.component.outputs.values()}
-        used |= {i.artifact for st in self.plan.steps for i in st.component.inputs.values() if i.artifact}
+        used |= {
+            i.artifact for st in self.plan.steps for i in st.component.inputs.values() if i.artifact
+        }
         for cls in used:
             s.put_artifact_type(
                 cls.type_name, cls.properties, version=str(cls.version), description=cls.description
@@ -261,7 +263,7 @@ class RunSession:
         if hit is not None and all(
             self.artifacts.exists(a.uri) for arts in hit[1].values() for a in arts
         ):
-            original, outputs = hit
+            original, reused = hit
             now = md.now_ms()
             reason = f"hit: same code, parameters and inputs as execution {original.id}"
             execution = md.Execution(
@@ -281,20 +283,24 @@ class RunSession:
             self.store.put_execution(
                 execution,
                 inputs={n: [a] for n, a in inputs.items()},
-                outputs=outputs,
+                outputs=reused,
                 contexts=self.contexts,
             )
             res = self.results[step.name]
             res.state, res.reason, res.execution_id = "CACHED", reason, execution.id
-            res.outputs = {n: arts[0] for n, arts in outputs.items()}
-            for n, arts in outputs.items():
+            res.outputs = {n: arts[0] for n, arts in reused.items()}
+            for n, arts in reused.items():
                 self._produced[(step.name, n)] = arts[0]
             self._emit("hit", res)
             return None
 
-        reason = "miss: --no-cache" if not self.use_cache else explain_miss(key, self._previous(step))
+        reason = (
+            "miss: --no-cache" if not self.use_cache else explain_miss(key, self._previous(step))
+        )
         outputs = {
-            name: md.Artifact(spec.artifact.type_name, self.artifacts.new_uri(spec.artifact.type_name))
+            name: md.Artifact(
+                spec.artifact.type_name, self.artifacts.new_uri(spec.artifact.type_name)
+            )
             for name, spec in step.component.outputs.items()
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +351,12 @@ class RunSession:
         """Record a step's outcome: publish and mark LIVE, or mark FAILED; never raises for it."""
         if not result.get("ok"):
             err = result.get("error", {})
-            self.fail(task, f"{err.get('type', 'Error')}: {err.get('message', '')}", err.get("traceback", ""), result)
+            self.fail(
+                task,
+                f"{err.get('type', 'Error')}: {err.get('message', '')}",
+                err.get("traceback", ""),
+                result,
+            )
             return
         try:
             for name, art in task.outputs.items():
@@ -358,7 +369,9 @@ class RunSession:
             end = md.now_ms()
             x = task.execution
             x.state = md.ExecutionState.COMPLETE
-            x.properties.update(end_ms=end, duration_ms=result.get("duration_ms", 0), pid=result.get("pid"))
+            x.properties.update(
+                end_ms=end, duration_ms=result.get("duration_ms", 0), pid=result.get("pid")
+            )
             self.store.put_execution(
                 x,
                 outputs={n: [a] for n, a in task.outputs.items()},
@@ -374,14 +387,18 @@ class RunSession:
             self._produced[(task.step.name, n)] = a
         self._emit("done", res)
 
-    def fail(self, task: Task, message: str, trace: str = "", result: dict[str, Any] | None = None) -> None:
+    def fail(
+        self, task: Task, message: str, trace: str = "", result: dict[str, Any] | None = None
+    ) -> None:
         for path in task.staged.values():
             shutil.rmtree(path, ignore_errors=True)
         for art in task.outputs.values():
             art.state = md.ArtifactState.DELETED
         x = task.execution
         x.state = md.ExecutionState.FAILED
-        x.properties.update(end_ms=md.now_ms(), error=(message + ("\n" + trace if trace else ""))[:20000])
+        x.properties.update(
+            end_ms=md.now_ms(), error=(message + ("\n" + trace if trace else ""))[:20000]
+        )
         if result:
             x.properties.update(duration_ms=result.get("duration_ms", 0), pid=result.get("pid"))
         self.store.put_execution(
@@ -416,7 +433,10 @@ def _component_qualname(step: Step) -> str:
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(
+        1,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
 
 
 def params_json(params: dict[str, Any]) -> str:

@@ -1,8 +1,8 @@
 """Runners: where and when a plan's steps execute.
 
 A runner has one method, :meth:`Runner.run`, which executes a plan's steps through a
-:class:`~kiln.orchestration._run.RunSession` (which owns every metadata and artifact write). The local
-runner runs steps in topological order and independent steps at the same time in worker
+:class:`~kiln.orchestration._run.RunSession` (which owns every metadata and artifact write).
+The local runner runs steps in topological order and independent steps at the same time in worker
 processes (one per core by default); the Ray runner will run each step as a Ray task.
 """
 
@@ -49,7 +49,9 @@ class _Worker:
         env = dict(os.environ)
         for var in _THREAD_VARS:
             env.setdefault(var, "1")
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [p for p in sys.path if p] + [env.get("PYTHONPATH", "")]
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.orchestration._worker_main"],
             stdin=subprocess.PIPE,
@@ -58,7 +60,10 @@ class _Worker:
         )
         self.task: str | None = None
         self._results = results
-        self._stdin: IO[str] = io.TextIOWrapper(self.proc.stdin, encoding="utf-8", line_buffering=True)  # type: ignore[arg-type]
+        assert self.proc.stdin is not None
+        self._stdin: IO[str] = io.TextIOWrapper(
+            self.proc.stdin, encoding="utf-8", line_buffering=True
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

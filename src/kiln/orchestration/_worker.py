@@ -89,7 +89,7 @@ def execute_task(task: dict[str, Any], comp: Component | None = None) -> dict[st
             "duration_ms": int((time.perf_counter() - start) * 1000),
             "pid": os.getpid(),
         }
-    except BaseException as e:  # noqa: BLE001 - reported as the step's failure
+    except BaseException as e:
         if isinstance(e, KeyboardInterrupt | SystemExit) and comp is None:
             raise
         return {
@@ -138,5 +138,3 @@ def serve() -> None:
             result = execute_task(task)
         result["task"] = task["task"]
         proto.write(json.dumps(result) + "\n")
-
-
