@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
-from kiln.orchestration._api import resume_command, run
-from kiln.orchestration._cache import CacheKey, code_parts
-from kiln.orchestration._component import Component, component
-from kiln.orchestration._loader import load_pipeline
-from kiln.orchestration._pipeline import OutputRef, Pipeline, Plan, Step, pipeline
-from kiln.orchestration._run import (
-    PIPELINE_CONTEXT,
-    RUN_CONTEXT,
-    RunResult,
-    RunSession,
-    StepEvent,
-    StepResult,
-)
-from kiln.orchestration._runner import LocalRunner, Runner
+from typing import TYPE_CHECKING
+
+from kiln._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from kiln.orchestration._api import (
+        resume_command,
+        run,
+    )
+    from kiln.orchestration._cache import (
+        CacheKey,
+        code_parts,
+    )
+    from kiln.orchestration._component import (
+        Component,
+        component,
+    )
+    from kiln.orchestration._loader import (
+        load_pipeline,
+    )
+    from kiln.orchestration._pipeline import (
+        OutputRef,
+        Pipeline,
+        Plan,
+        Step,
+        pipeline,
+    )
+    from kiln.orchestration._run import (
+        PIPELINE_CONTEXT,
+        RUN_CONTEXT,
+        RunResult,
+        RunSession,
+        StepEvent,
+        StepResult,
+    )
+    from kiln.orchestration._runner import (
+        LocalRunner,
+        Runner,
+    )
 
 __all__ = [
     "PIPELINE_CONTEXT",
@@ -39,3 +64,27 @@ __all__ = [
     "resume_command",
     "run",
 ]
+
+_EXPORTS = {
+    "resume_command": "kiln.orchestration._api",
+    "run": "kiln.orchestration._api",
+    "CacheKey": "kiln.orchestration._cache",
+    "code_parts": "kiln.orchestration._cache",
+    "Component": "kiln.orchestration._component",
+    "component": "kiln.orchestration._component",
+    "load_pipeline": "kiln.orchestration._loader",
+    "OutputRef": "kiln.orchestration._pipeline",
+    "Pipeline": "kiln.orchestration._pipeline",
+    "Plan": "kiln.orchestration._pipeline",
+    "Step": "kiln.orchestration._pipeline",
+    "pipeline": "kiln.orchestration._pipeline",
+    "PIPELINE_CONTEXT": "kiln.orchestration._run",
+    "RUN_CONTEXT": "kiln.orchestration._run",
+    "RunResult": "kiln.orchestration._run",
+    "RunSession": "kiln.orchestration._run",
+    "StepEvent": "kiln.orchestration._run",
+    "StepResult": "kiln.orchestration._run",
+    "LocalRunner": "kiln.orchestration._runner",
+    "Runner": "kiln.orchestration._runner",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -160,6 +160,7 @@ class RunSession:
             s.name: StepResult(s.name, s.component.name, "SKIPPED") for s in plan.steps
         }
         self._produced: dict[tuple[str, str], md.Artifact] = {}
+        self._code: dict[int, dict[str, str]] = {}
         self._start = time.time()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._start))
         self.run_id = f"{plan.pipeline}-{stamp}-{secrets.token_hex(2)}"
@@ -173,11 +174,8 @@ class RunSession:
         s = self.store
         s.put_context_type(PIPELINE_CONTEXT, {"file": P.STRING})
         s.put_context_type(RUN_CONTEXT, _RUN_PROPERTIES)
-        classes = artifact_classes()
-        for step in self.plan.steps:
-            s.put_execution_type(step.component.name, _EXECUTION_PROPERTIES)
-            for out in step.component.outputs.values():
-                classes.setdefault(out.artifact.type_name, out.artifact)
+        for component in {step.component.name for step in self.plan.steps}:
+            s.put_execution_type(component, _EXECUTION_PROPERTIES)
         used = {o.artifact for st in self.plan.steps for o in st.component.outputs.values()}
         used |= {
             i.artifact for st in self.plan.steps for i in st.component.inputs.values() if i.artifact
@@ -243,12 +241,18 @@ class RunSession:
                 return x
         return None
 
+    def _code_parts(self, step: Step) -> dict[str, str]:
+        key = id(step.component)
+        if key not in self._code:
+            self._code[key] = code_parts(step.component.fn)
+        return self._code[key]
+
     def prepare(self, step: Step) -> Task | None:
         """Resolve a step; ``None`` when the cache answered it, else a :class:`Task` to execute."""
         inputs = self._inputs(step)
         key = CacheKey(
             component=step.component.name,
-            code=code_parts(step.component.fn),
+            code=self._code_parts(step),
             params=step.params,
             inputs={n: [a.fingerprint or ""] for n, a in inputs.items()},
         )
@@ -285,6 +289,7 @@ class RunSession:
                 inputs={n: [a] for n, a in inputs.items()},
                 outputs=reused,
                 contexts=self.contexts,
+                update_outputs=False,
             )
             res = self.results[step.name]
             res.state, res.reason, res.execution_id = "CACHED", reason, execution.id
