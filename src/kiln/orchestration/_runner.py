@@ -69,8 +69,9 @@ class _Worker:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in io.TextIOWrapper(self.proc.stdout, encoding="utf-8"):
-            self._results.put((self, json.loads(line)))
+        with io.TextIOWrapper(self.proc.stdout, encoding="utf-8") as stream:
+            for line in stream:
+                self._results.put((self, json.loads(line)))
         code = self.proc.wait()
         if self.task is not None:
             self._results.put(
@@ -96,6 +97,10 @@ class _Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()
+
+    def join(self) -> None:
+        """Wait for the reader thread, which closes the worker's output stream at its end."""
+        self._reader.join(timeout=10)
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -180,6 +185,7 @@ class LocalRunner(Runner):
                     w.proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     w.kill()
+                w.join()
 
 
 def _in_process(task: Task) -> dict[str, Any]:

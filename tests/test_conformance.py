@@ -1,0 +1,73 @@
+"""Every built-in artifact type and runner passes the shipped conformance checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from kiln.artifacts import Artifact, Metrics, Report, Table
+from kiln.orchestration import LocalRunner
+from kiln.testing import check_artifact_type, check_runner
+from kiln.workspace import Workspace
+
+
+def _folder(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "nested").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "nested" / "b.bin").write_bytes(bytes(range(256)))
+    return src
+
+
+@pytest.mark.parametrize(
+    ("cls", "value"),
+    [
+        (Table, pa.table({"x": [1, 2, None], "s": ["a", "b", "c"], "f": [0.5, None, 2.0]})),
+        (Metrics, {"auc": 0.93, "rows": 3, "nested": {"per_class": [1, 2]}}),
+        (Report, "<!doctype html><p>é — ok</p>"),
+    ],
+    ids=["Table", "Metrics", "Report"],
+)
+def test_builtin_artifact_types_conform(cls: type[Artifact], value: Any) -> None:
+    equal = (lambda a, b: a.equals(b)) if cls is Table else None
+    check_artifact_type(cls, value, equal=equal)
+
+
+def test_generic_artifact_conforms(tmp_path: Path) -> None:
+    src = _folder(tmp_path)
+
+    def same(a: Any, b: Any) -> bool:
+        files = lambda p: sorted(  # noqa: E731
+            (f.relative_to(p).as_posix(), f.read_bytes())
+            for f in Path(p).rglob("*")
+            if f.is_file() and f.name != "kiln-artifact.json"
+        )
+        return files(a) == files(b)
+
+    check_artifact_type(Artifact, src, equal=same)
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2], ids=["in-process", "1-worker", "2-workers"])
+def test_local_runner_conforms(workspace: Workspace, workers: int) -> None:
+    check_runner(LocalRunner(workers), workspace)
+
+
+def test_conformance_catches_a_broken_artifact_type() -> None:
+    class Unstable(Metrics):
+        """Writes a counter into its file: the same value never gives the same bytes."""
+
+        calls = 0
+
+        def _write(self, folder: Path) -> dict[str, Any]:
+            Unstable.calls += 1
+            (folder / "metrics.json").write_text(f'{{"n": {Unstable.calls}}}')
+            return {}
+
+        def _read(self, folder: Path) -> Any:
+            return {}
+
+    with pytest.raises(AssertionError, match="same value twice"):
+        check_artifact_type(Unstable, {})
