@@ -25,8 +25,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/kiln run examples/hello_pipeline.py
-	$(BIN)/kiln runs
-	@echo "report: see the Report artifact above (kiln artifacts --type Report)"
+	$(BIN)/kiln runs --limit 5
+	$(BIN)/kiln artifacts --type Report --limit 1
 
 check: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench examples

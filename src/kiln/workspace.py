@@ -17,6 +17,7 @@ to the workspace folder.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tomllib
@@ -143,11 +144,18 @@ class Workspace:
                 raw, origin = os.environ[env], f"environment variable {env}"
             if raw is None:
                 continue
+            noun = "string" if kind is str else "number of seconds (0 or more)"
             try:
-                values[key] = kind(raw)
+                # str() and float() alone would take a TOML list or table, true, inf or nan
+                if isinstance(raw, bool) or (kind is str and not isinstance(raw, str)):
+                    raise TypeError(f"{type(raw).__name__} is not a {noun}")
+                value = kind(raw)
+                if kind is float and not (math.isfinite(value) and value >= 0):
+                    raise ValueError(f"{value} is not a {noun}")
+                values[key] = value
             except (TypeError, ValueError) as e:
                 raise WorkspaceError(
-                    f"{origin} = {raw!r} is not a {kind.__name__}; fix it or unset it"
+                    f"{origin} = {raw!r} is not a {noun}; fix it or unset it"
                 ) from e
         return Settings(
             metadata_url=self._resolve_url(values["metadata_url"]),

@@ -111,6 +111,11 @@ class ArtifactStore:
         if not local.exists():
             tmp = self._cache_dir / _STAGING / uuid.uuid4().hex
             tmp.parent.mkdir(parents=True, exist_ok=True)
+            if not fs.exists(f"{base}/{uri}"):
+                raise ArtifactStoreError(
+                    f"artifact {uri} has no files under {self.root}; they were deleted or never "
+                    "published"
+                )
             fs.get(f"{base}/{uri}", str(tmp), recursive=True)
             local.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, local)
@@ -161,6 +166,8 @@ class ArtifactStore:
                 ) from e
             return
         fs, base = self._remote()
+        if fs.exists(f"{base}/{uri}"):  # put would nest the staged folder inside the existing one
+            raise ArtifactStoreError(f"cannot publish artifact {uri} under {self.root}: it exists")
         fs.put(str(staged), f"{base}/{uri}", recursive=True)
         shutil.rmtree(staged, ignore_errors=True)
 

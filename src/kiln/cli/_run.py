@@ -102,7 +102,7 @@ def _summary(out: Console, err: Console, result: RunResult) -> None:
         )
         table = RichTable(box=None, show_header=True, header_style="bold", pad_edge=False)
         for col in ("step", "output", "artifact", "path"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         from kiln.workspace import Workspace
 
         ws = Workspace.find_or_create(notice=False)

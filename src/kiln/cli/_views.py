@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 from typing import Literal
 
 from rich.console import Group, RenderableType
@@ -26,6 +28,7 @@ _STATE_STYLE = {
     "LIVE": "green",
     "PENDING": "yellow",
     "DELETED": "dim",
+    "ABORTED": "red",
 }
 
 
@@ -44,10 +47,24 @@ def _state(state: str) -> str:
     return f"[{style}]{state}[/]" if style else state
 
 
+def run_state(props: dict[str, md.PropertyValue]) -> str:
+    """A run's state; RUNNING on this machine with its process gone reads ABORTED."""
+    state = str(props.get("state", ""))
+    pid = props.get("pid")
+    if state == "RUNNING" and props.get("host") == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "ABORTED"
+        except PermissionError:
+            pass
+    return state
+
+
 def _table(*columns: str) -> Table:
     t = Table(box=None, header_style="bold", pad_edge=False)
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold")  # ids and paths wrap, never lose characters to "…"
     return t
 
 
@@ -73,7 +90,7 @@ def runs_table(ws: Workspace, limit: int) -> RenderableType:
         t.add_row(
             r.name,
             str(p.get("pipeline", "")),
-            _state(str(p.get("state", ""))),
+            _state(run_state(p)),
             _when(start),
             _secs(took),
             counts,
@@ -93,7 +110,7 @@ def run_detail(ws: Workspace, run_id: str) -> list[RenderableType]:
     head = Table.grid(padding=(0, 2))
     head.add_row("[bold]run[/]", run.name)
     head.add_row("[bold]pipeline[/]", str(p.get("pipeline", "")))
-    head.add_row("[bold]state[/]", _state(str(p.get("state", ""))))
+    head.add_row("[bold]state[/]", _state(run_state(p)))
     head.add_row("[bold]started[/]", _when(p.get("start_ms")))
     head.add_row("[bold]parameters[/]", escape(json.dumps(p.get("params", {}), sort_keys=True)))
     head.add_row("[bold]command[/]", escape(str(p.get("command", ""))))

@@ -80,9 +80,12 @@ def lineage(
             for x in store.get_executions(ids=exec_ids)
             if include_cached or x.state != ExecutionState.CACHED
         }
+        # edges to executions already in the graph too (a second path to one), not only new ones
+        graph.events.extend(
+            e for e in hop if e.execution_id in executions or e.execution_id in graph.executions
+        )
         if not executions:
             break
-        graph.events.extend(e for e in hop if e.execution_id in executions)
         for x_id, x in executions.items():
             assert x_id is not None
             graph.executions[x_id] = x

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kiln._version import __version__
 from kiln.errors import (
@@ -56,6 +55,22 @@ _TYPE_CLASSES: dict[TypeKind, type[_TypeBase]] = {
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@contextmanager
+def _undo_ids_on_failure(objects: Iterable[Artifact | Execution | Context]) -> Iterator[None]:
+    """Give objects back the ids and times they had when the transaction writing them fails.
+
+    An id from a rolled-back insert names no row, or (SQLite reuses ids) a later one of someone
+    else's: a retry with it would fail, or update the wrong row.
+    """
+    saved = [(o, o.id, o.create_time_ms, o.update_time_ms) for o in objects]
+    try:
+        yield
+    except BaseException:
+        for o, id_, created, updated in saved:
+            o.id, o.create_time_ms, o.update_time_ms = id_, created, updated
+        raise
 
 
 def _redact(url: str) -> str:
@@ -171,25 +186,40 @@ class MetadataStore:
         except sa.exc.DBAPIError as e:
             raise MetadataError(f"metadata database {self.display_url}: {e.orig}") from e
 
+    @staticmethod
+    def _read_version(conn: sa.Connection) -> int | None:
+        """The database's schema version; None when it has no version table yet."""
+        if not sa.inspect(conn).has_table(tables.schema_version.name):
+            return None
+        return int(conn.execute(sa.select(tables.schema_version.c.version)).scalar() or 0)
+
+    def _check_not_too_new(self, current: int) -> None:
+        if current > self.schema_version:
+            raise SchemaTooNewError(
+                f"metadata database {self.display_url} has schema version {current}, newer "
+                f"than this Kiln ({__version__}) understands (up to {self.schema_version}). "
+                "Upgrade Kiln (pip install -U kiln), or point KILN_METADATA_URL at another "
+                "database."
+            )
+
     def _ensure_schema(self) -> None:
+        # A database already at this version needs no write lock: opening one to read it must not
+        # wait for (or fail because of) another process's write transaction.
+        with self._tx(write=False) as conn:
+            found = self._read_version(conn)
+        if found is not None:
+            self._check_not_too_new(found)
+            if found == self.schema_version:
+                return
         with self._tx(write=True) as conn:
             if conn.dialect.name == "postgresql":
                 # Serialise concurrent first opens; released when the transaction ends.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7458329110)"))
-            insp = sa.inspect(conn)
-            if insp.has_table(tables.schema_version.name):
-                current = conn.execute(sa.select(tables.schema_version.c.version)).scalar()
-                current = int(current or 0)
-            else:
+            current = self._read_version(conn)
+            if current is None:
                 tables.schema_version.create(conn)
                 current = 0
-            if current > self.schema_version:
-                raise SchemaTooNewError(
-                    f"metadata database {self.display_url} has schema version {current}, newer "
-                    f"than this Kiln ({__version__}) understands (up to {self.schema_version}). "
-                    "Upgrade Kiln (pip install -U kiln), or point KILN_METADATA_URL at another "
-                    "database."
-                )
+            self._check_not_too_new(current)
             for version in range(current + 1, self.schema_version + 1):
                 self._migrations[version](conn)
             if current == 0:
@@ -215,8 +245,16 @@ class MetadataStore:
     ) -> None:
         if not rows:
             return
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+        stmt: sa.Executable
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+        conn.execute(stmt, rows)
 
     # ------------------------------------------------------------------ types
 
@@ -230,6 +268,19 @@ class MetadataStore:
     ) -> _TypeBase:
         props = {k: PropertyType(v) for k, v in (properties or {}).items()}
         t = tables.types
+        known = self._types.get((kind, name))
+        if known is None:
+            try:
+                known = self._get_type(kind, name)
+            except NotFoundError:
+                known = None
+        if (
+            known is not None
+            and all(known.properties.get(k) == v for k, v in props.items())
+            and (not version or version == known.version)
+            and (not description or description == known.description)
+        ):
+            return known  # registered already, nothing new: no write transaction
         with self._tx(write=True) as conn:
             self._insert_ignore(
                 conn,
@@ -422,6 +473,10 @@ class MetadataStore:
                 raise MetadataError(
                     f"{where} is declared {declared.value}, got {type(value).__name__} {value!r}"
                 )
+        if vt == PropertyType.INT and not -(2**63) <= value < 2**63:  # type: ignore[operator]
+            raise MetadataError(
+                f"{where} is {value}, outside the 64-bit range of an INT; store it as a string"
+            )
         row: dict[str, Any] = {"value_type": vt.value}
         row["int_value"] = int(value) if vt in (PropertyType.INT, PropertyType.BOOL) else None  # type: ignore[arg-type]
         row["double_value"] = None
@@ -540,7 +595,7 @@ class MetadataStore:
 
     def put_artifacts(self, artifacts: Sequence[Artifact]) -> list[Artifact]:
         """Insert new artifacts (``id is None``) or update existing ones; returns them with ids."""
-        with self._tx(write=True) as conn:
+        with _undo_ids_on_failure(artifacts), self._tx(write=True) as conn:
             return [self._put_artifact(conn, a) for a in artifacts]
 
     def _load_artifacts(
@@ -652,15 +707,20 @@ class MetadataStore:
         inputs: Mapping[str, Sequence[Artifact]] | None = None,
         outputs: Mapping[str, Sequence[Artifact]] | None = None,
         contexts: Sequence[Context] = (),
+        update_outputs: bool = True,
     ) -> Execution:
         """Write an execution, its input and output artifacts, their events and contexts at once.
 
-        New artifacts are inserted, existing ones updated (a step publishing its outputs flips them
-        from PENDING to LIVE in the same transaction that marks it COMPLETE). Events, attributions
+        New artifacts are inserted, existing ones updated (a step publishing its outputs flips
+        them from PENDING to LIVE in the same transaction that marks it COMPLETE;
+        ``update_outputs=False`` links existing outputs without rewriting them, as a cache hit
+        does). Events, attributions
         and associations already present are kept, so calling this again with a new state is safe.
         """
         now = now_ms()
-        with self._tx(write=True) as conn:
+        written: list[Artifact | Execution | Context] = [execution]
+        written += [a for g in (inputs, outputs) for arts in (g or {}).values() for a in arts]
+        with _undo_ids_on_failure(written), self._tx(write=True) as conn:
             self._put_execution_row(conn, execution)
             assert execution.id is not None
             events: list[dict[str, Any]] = []
@@ -668,7 +728,7 @@ class MetadataStore:
             for etype, group in ((EventType.INPUT, inputs), (EventType.OUTPUT, outputs)):
                 for path, arts in (group or {}).items():
                     for idx, art in enumerate(arts):
-                        if art.id is None or etype == EventType.OUTPUT:
+                        if art.id is None or (etype == EventType.OUTPUT and update_outputs):
                             self._put_artifact(conn, art)
                         assert art.id is not None
                         linked.append(art)
@@ -780,7 +840,7 @@ class MetadataStore:
         """Insert a context, or update it when one of the same type and name exists."""
         t = tables.contexts
         now = now_ms()
-        with self._tx(write=True) as conn:
+        with _undo_ids_on_failure([context]), self._tx(write=True) as conn:
             type_id = self._get_type(TypeKind.CONTEXT, context.type_name, conn).id
             if context.id is None:
                 self._insert_ignore(

@@ -172,6 +172,10 @@ class _Builder:
 
 
 def _check_scalar(where: str, name: str, annotation: Any, value: Any) -> None:
+    if typing.get_origin(annotation) is typing.Literal and value not in typing.get_args(annotation):
+        raise PipelineDefinitionError(
+            f"{where}: parameter {name!r} is {_label(annotation)}, got {value!r}"
+        )
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return
     if annotation in (int, float, str, bool) and (
@@ -345,16 +349,22 @@ def _parse_param(pipeline_name: str, spec: ParamSpec, text: str) -> Any:
             return int(text)
         if ann is float:
             return float(text)
+        args = typing.get_args(ann)
+        if typing.get_origin(ann) is typing.Literal:  # Literal["a", "b"]: --param mode=a
+            for choice in args:
+                if text == (choice if isinstance(choice, str) else json.dumps(choice)):
+                    return choice
+            raise ValueError(f"expected one of {', '.join(map(repr, args))}")
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            if (
-                ann is Any
-                or typing.get_origin(ann) in (typing.Union,)
-                or str in typing.get_args(ann)
-            ):
+            if ann is Any or str in args:
                 return text
             raise
+        kinds = [typing.get_origin(a) or a for a in args if a is not str]
+        if str in args and not any(isinstance(k, type) and isinstance(value, k) for k in kinds):
+            return text  # `str | None` given 2024 is the text "2024", not a number
+        return value
     except ValueError as e:
         raise ParameterError(
             f"{where}: parameter {spec.name!r} of pipeline {pipeline_name!r} is "

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,8 @@ _RUN_PROPERTIES = {
     "end_ms": P.INT,
     "steps": P.JSON,
     "error": P.STRING,
+    "host": P.STRING,
+    "pid": P.INT,
 }
 
 StepState = Literal["COMPLETE", "CACHED", "FAILED", "SKIPPED", "RUNNING"]
@@ -199,6 +202,8 @@ class RunSession:
                     "command": self.command,
                     "start_ms": int(self._start * 1000),
                     "steps": [st.name for st in self.plan.steps],
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
                 },
             )
         )

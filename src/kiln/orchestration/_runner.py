@@ -72,27 +72,26 @@ class _Worker:
         with io.TextIOWrapper(self.proc.stdout, encoding="utf-8") as stream:
             for line in stream:
                 self._results.put((self, json.loads(line)))
+        self._report_death()
+
+    def _report_death(self) -> None:
+        """Fail the step this worker was running, if any, once it is known to be dead."""
         code = self.proc.wait()
         if self.task is not None:
-            self._results.put(
-                (
-                    self,
-                    {
-                        "task": self.task,
-                        "ok": False,
-                        "error": {
-                            "type": "WorkerDied",
-                            "message": f"the worker process running this step exited with code "
-                            f"{code} (killed, or out of memory?)",
-                            "traceback": "",
-                        },
-                    },
-                )
+            message = (
+                f"the worker process running this step exited with code {code} "
+                "(killed, or out of memory?)"
             )
+            error = {"type": "WorkerDied", "message": message, "traceback": ""}
+            self._results.put((self, {"task": self.task, "ok": False, "error": error}))
 
     def send(self, task_id: str, payload: dict[str, Any]) -> None:
         self.task = task_id
-        self._stdin.write(json.dumps({**payload, "task": task_id}) + "\n")
+        try:
+            self._stdin.write(json.dumps({**payload, "task": task_id}) + "\n")
+        except OSError:  # it died between steps
+            self.kill()
+            self._report_death()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -163,9 +162,14 @@ class LocalRunner(Runner):
                 if not running:
                     break
                 worker, result = results.get()
+                task = running.pop(result["task"], None)
+                if task is None:  # a second report of a worker's death
+                    continue
                 worker.task = None
-                idle.append(worker)
-                task = running.pop(result["task"])
+                if worker.proc.poll() is None:
+                    idle.append(worker)
+                else:  # it died: never hand it another step
+                    pool.remove(worker)
                 session.complete(task, result)
                 if session.results[task.step.name].state == "COMPLETE":
                     done.add(task.step.name)
