@@ -42,7 +42,11 @@ class Artifact:
         if "type_name" not in cls.__dict__:
             cls.type_name = cls.__name__
         existing = _REGISTRY.get(cls.type_name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
+        same = existing is not None and (existing.__module__, existing.__qualname__) == (
+            cls.__module__,
+            cls.__qualname__,
+        )
+        if existing is not None and not same:
             raise ArtifactError(
                 f"artifact type name {cls.type_name!r} is taken by {existing.__module__}."
                 f"{existing.__qualname__}; give {cls.__qualname__} another type_name"
@@ -158,9 +162,12 @@ class Metrics(Artifact):
         if not isinstance(value, Mapping):
             raise ArtifactError(f"Metrics artifact needs a mapping, got {type(value).__name__}")
         try:
-            text = json.dumps(value, sort_keys=True, indent=2)
+            text = json.dumps(value, sort_keys=True, indent=2, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise ArtifactError(f"Metrics artifact is not JSON-serialisable: {e}") from e
+            raise ArtifactError(
+                f"Metrics artifact is not strict JSON ({e}); use None for a value that is "
+                "undefined (NaN) or infinite"
+            ) from e
         (folder / "metrics.json").write_text(text)
         return {}
 
