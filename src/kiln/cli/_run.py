@@ -77,16 +77,20 @@ def run_pipeline_file(
                 progress.console.print(f"  {_MARKS['failed']} {escape(s.name)}  [red]failed[/]")
 
         out.print(f"[bold]run[/] {plan.pipeline}  [dim]{escape(str(file))}[/]")
-        result = run(
-            plan,
-            workspace=workspace,
-            runner=LocalRunner(workers),
-            use_cache=use_cache,
-            listener=listener,
-            file=file.resolve(),
-            command=command,
-            raise_on_failure=False,
-        )
+        try:
+            result = run(
+                plan,
+                workspace=workspace,
+                runner=LocalRunner(workers),
+                use_cache=use_cache,
+                listener=listener,
+                file=file.resolve(),
+                command=command,
+                raise_on_failure=False,
+            )
+        except KeyboardInterrupt:
+            err.print(f"resume with (completed steps come from the cache):\n  {escape(command)}")
+            raise
     _summary(out, err, result)
     return 0 if result.state == "COMPLETE" else 1
 

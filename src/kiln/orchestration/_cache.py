@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln._version import __version__
-from kiln.metadata import Execution, PropertyValue
+from kiln.metadata import Execution, ExecutionState, PropertyValue
 from kiln.orchestration._component import Component
 
 __all__ = ["CacheKey", "code_parts", "explain_miss"]
@@ -45,6 +45,26 @@ def _source_digest(obj: Any) -> str:
         if code is not None:  # no source on disk: hash the bytecode and constants
             return _sha(code.co_code + repr(code.co_consts).encode())
         return _sha(repr(obj))
+
+
+def _value_digest(value: Any) -> str:
+    """A captured variable's value: its JSON, else its repr (one with an address never hits)."""
+    return _sha(json.dumps(_canonical(value), sort_keys=True, default=repr))
+
+
+def _canonical(value: Any) -> Any:
+    """The value with sets sorted, so its digest does not depend on the hash seed."""
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {repr(k): _canonical(v) for k, v in value.items()}
+    return value
+
+
+# Module-level values that are part of a component's logic when it reads them (constants, tables).
+_DATA = (str, int, float, bool, bytes, tuple, list, dict, set, frozenset)
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
@@ -114,6 +134,21 @@ def code_parts(fn: Callable[..., Any]) -> dict[str, str]:
                     member = getattr(target, attr, None)
                     if (inspect.isfunction(member) or inspect.isclass(member)) and own(member):
                         visit(member)
+                    elif isinstance(member, _DATA):
+                        parts[f"{target.__name__}.{attr}"] = _value_digest(member)
+            elif isinstance(target, _DATA):  # a module-level constant such as COLUMNS = [...]
+                parts[f"{obj.__module__}.{name}"] = _value_digest(target)
+        # a function defined inside another one also depends on the variables it closes over
+        cells = getattr(obj, "__closure__", None) or ()
+        for var, cell in zip(code.co_freevars, cells, strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # not assigned yet
+                continue
+            if isinstance(value, Component) or inspect.isfunction(value) or inspect.isclass(value):
+                visit(value)
+            else:
+                parts[f"{key}:{var}"] = _value_digest(value)
 
     visit(fn)
     return parts
@@ -190,8 +225,10 @@ def explain_miss(key: CacheKey, previous: Execution | None) -> str:
             if before != after:
                 reasons.append(f"input {name!r} changed (new content upstream)")
     if not reasons:
-        return (
-            f"miss: same code, parameters and inputs as execution {previous.id}, but its outputs "
-            "are no longer available"
-        )
+        same = f"miss: same code, parameters and inputs as execution {previous.id}"
+        if previous.state == ExecutionState.FAILED:  # a retry after an outside failure
+            return f"{same}, which failed"
+        if previous.state == ExecutionState.RUNNING:
+            return f"{same}, which never finished"
+        return f"{same}, but its outputs are no longer available"
     return "miss: " + "; ".join(reasons)

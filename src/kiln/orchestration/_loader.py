@@ -34,6 +34,9 @@ def import_file(path: Path, module_name: str | None = None) -> ModuleType:
     if path.suffix != ".py":
         raise PipelineFileError(f"pipeline file {path} is not a .py file")
     name = module_name or module_name_for(path)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as `python file.py` does: modules beside the file import
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise PipelineFileError(f"pipeline file {path} cannot be imported")

@@ -170,6 +170,7 @@ class LocalRunner(Runner):
                     idle.append(worker)
                 else:  # it died: never hand it another step
                     pool.remove(worker)
+                    worker.close()
                 session.complete(task, result)
                 if session.results[task.step.name].state == "COMPLETE":
                     done.add(task.step.name)
