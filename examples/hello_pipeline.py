@@ -21,14 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from kiln import Metrics, Report, Table, component, pipeline
+from kiln import InputPath, Metrics, Report, Table, component, pipeline
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 
 
 @component
-def read_penguins(path: str = "") -> Table:
-    """The penguins table: ``path`` when given, else the CSV shipped with palmerpenguins."""
+def read_penguins(path: InputPath = "") -> Table:
+    """The penguins table: ``path`` when given, else the CSV shipped with palmerpenguins.
+
+    ``path`` is an InputPath: editing the file reruns this step although its name is unchanged.
+    """
     source = (
         Path(path) if path else importlib.resources.files("palmerpenguins") / "data/penguins.csv"
     )

@@ -302,6 +302,51 @@ def test_a_module_level_constant_the_component_reads_is_part_of_its_code(
 # ---------------------------------------------------------------------------- parameters and inputs
 
 
+def test_an_input_path_parameter_is_keyed_by_its_files_not_just_its_name(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x\n1\n2\n")
+    pipe = tmp_path / "files.py"
+    pipe.write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+
+            from kiln import InputPath, Metrics, component, pipeline
+
+
+            @component
+            def count_lines(path: InputPath) -> Metrics:
+                files = sorted(Path(path).glob("*.csv"))
+                return Metrics({"lines": sum(len(f.read_text().splitlines()) for f in files)})
+
+
+            @pipeline
+            def files(folder: str) -> None:
+                count_lines(path=folder)
+            """
+        )
+    )
+    first = run_file(workspace, pipe, folder=str(data))
+    assert first.steps["count_lines"].state == "COMPLETE"
+    assert run_file(workspace, pipe, folder=str(data)).steps["count_lines"].state == "CACHED"
+
+    (data / "a.csv").write_text("x\n1\n2\n3\n")  # same name, new content
+    os.utime(data / "a.csv", ns=(1, 1_000_000_000))  # whatever the clock's resolution
+    edited = run_file(workspace, pipe, folder=str(data))
+    step = edited.steps["count_lines"]
+    assert step.state == "COMPLETE"
+    assert step.reason == f"miss: files of 'path' changed ({data})"
+    value = workspace.artifacts.path_of(edited.output("count_lines").uri) / "metrics.json"
+    assert '"lines": 4' in value.read_text()
+
+    (data / "b.csv").write_text("x\n")  # a new file in the folder
+    assert run_file(workspace, pipe, folder=str(data)).steps["count_lines"].state == "COMPLETE"
+    assert run_file(workspace, pipe, folder=str(data)).steps["count_lines"].state == "CACHED"
+
+
 def test_a_parameter_change_misses_and_going_back_hits_the_old_outputs(
     workspace: Workspace, pipe: Path
 ) -> None:

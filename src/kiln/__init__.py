@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from kiln.artifacts import Artifact, ArtifactStore, Metrics, Report, Table
     from kiln.metadata import MetadataStore, lineage
     from kiln.orchestration import (
+        InputPath,
         LocalRunner,
         Pipeline,
         Runner,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Artifact",
     "ArtifactStore",
+    "InputPath",
     "KilnError",
     "LocalRunner",
     "MetadataStore",
@@ -54,6 +56,7 @@ _LAZY = {
     "Table": "kiln.artifacts",
     "MetadataStore": "kiln.metadata",
     "lineage": "kiln.metadata",
+    "InputPath": "kiln.orchestration",
     "LocalRunner": "kiln.orchestration",
     "Pipeline": "kiln.orchestration",
     "Runner": "kiln.orchestration",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     )
     from kiln.orchestration._component import (
         Component,
+        InputPath,
         component,
     )
     from kiln.orchestration._loader import (
@@ -47,6 +48,7 @@ __all__ = [
     "RUN_CONTEXT",
     "CacheKey",
     "Component",
+    "InputPath",
     "LocalRunner",
     "OutputRef",
     "Pipeline",
@@ -71,6 +73,7 @@ _EXPORTS = {
     "CacheKey": "kiln.orchestration._cache",
     "code_parts": "kiln.orchestration._cache",
     "Component": "kiln.orchestration._component",
+    "InputPath": "kiln.orchestration._component",
     "component": "kiln.orchestration._component",
     "load_pipeline": "kiln.orchestration._loader",
     "OutputRef": "kiln.orchestration._pipeline",

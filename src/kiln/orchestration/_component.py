@@ -25,9 +25,22 @@ from typing import Any
 from kiln.artifacts import Artifact
 from kiln.errors import PipelineDefinitionError
 
-__all__ = ["Component", "InputSpec", "OutputSpec", "component"]
+__all__ = ["Component", "InputPath", "InputSpec", "OutputSpec", "component"]
 
 _JSON_SCALARS = (int, float, str, bool, type(None))
+
+
+class _Watched:
+    """Marks a ``str`` parameter as a path whose files are part of the step's cache key."""
+
+    def __repr__(self) -> str:
+        return "InputPath"
+
+
+InputPath = typing.Annotated[str, _Watched()]
+"""A parameter naming a file, folder or glob to read: the cache key includes the files' sizes and
+modification times (as TFX's ExampleGen fingerprints its inputs), so editing the data reruns the
+step even though the path did not change."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class InputSpec:
     annotation: Any
     artifact: type[Artifact] | None
     default: Any = inspect.Parameter.empty
+    watched: bool = False  # an InputPath: its files' fingerprint is part of the cache key
 
     @property
     def required(self) -> bool:
@@ -105,9 +119,19 @@ class Component:
     ) -> tuple[dict[str, InputSpec], dict[str, OutputSpec], type | None]:
         where = f"component {self.name!r} ({fn.__module__}.{fn.__qualname__})"
         try:
-            hints = typing.get_type_hints(fn)
+            hints = typing.get_type_hints(fn, include_extras=True)
         except (NameError, TypeError) as e:
             raise PipelineDefinitionError(f"{where}: cannot read its type hints: {e}") from e
+        watched = {
+            name
+            for name, ann in hints.items()
+            if typing.get_origin(ann) is typing.Annotated
+            and any(isinstance(m, _Watched) for m in ann.__metadata__)
+        }
+        hints = {  # Annotated[X, ...] is X for everything but the marker above
+            name: typing.get_args(ann)[0] if typing.get_origin(ann) is typing.Annotated else ann
+            for name, ann in hints.items()
+        }
         inputs: dict[str, InputSpec] = {}
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -128,7 +152,7 @@ class Component:
                 )
             if art is None and p.default is not p.empty:
                 check_json_value(f"{where}: default of {p.name!r}", p.default)
-            inputs[p.name] = InputSpec(p.name, ann, art, p.default)
+            inputs[p.name] = InputSpec(p.name, ann, art, p.default, p.name in watched)
         ret = hints.get("return", type(None))
         outputs: dict[str, OutputSpec] = {}
         output_tuple: type | None = None

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from kiln import metadata as md
 from kiln.artifacts import Artifact, artifact_classes
 from kiln.errors import RunFailedError
-from kiln.orchestration._cache import CacheKey, code_parts, explain_miss
+from kiln.orchestration._cache import CacheKey, code_parts, explain_miss, path_fingerprint
 from kiln.orchestration._pipeline import Plan, Step
 from kiln.workspace import Workspace
 
@@ -259,7 +259,14 @@ class RunSession:
             component=step.component.name,
             code=self._code_parts(step),
             params=step.params,
-            inputs={n: [a.fingerprint or ""] for n, a in inputs.items()},
+            inputs={
+                **{n: [a.fingerprint or ""] for n, a in inputs.items()},
+                **{
+                    f"file:{spec.name}": [path_fingerprint(str(step.params.get(spec.name, "")))]
+                    for spec in step.component.inputs.values()
+                    if spec.watched
+                },
+            },
         )
         digest = key.digest
         base = {
