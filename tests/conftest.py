@@ -20,7 +20,12 @@ KILN = str(Path(sys.executable).parent / "kiln")
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's workspace or settings."""
-    for var in ("KILN_HOME", "KILN_METADATA_URL", "KILN_ARTIFACT_ROOT", "KILN_METADATA_BUSY_TIMEOUT"):
+    for var in (
+        "KILN_HOME",
+        "KILN_METADATA_URL",
+        "KILN_ARTIFACT_ROOT",
+        "KILN_METADATA_BUSY_TIMEOUT",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -90,7 +95,9 @@ def kiln(
     )
 
 
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str, code: int = 2) -> None:
+def assert_clean_error(
+    proc: subprocess.CompletedProcess[str], *needles: str, code: int = 2
+) -> None:
     """One clear message, the expected non-zero exit code, and no traceback."""
     out = proc.stdout + proc.stderr
     assert proc.returncode == code, f"exit {proc.returncode}, wanted {code}:\n{out}"

@@ -548,3 +548,55 @@ def test_in_process_failure_is_recorded_like_a_worker_failure(workspace: Workspa
     assert "RuntimeError: in-process boom" in (result.steps["broken"].error or "")
     with pytest.raises(RunFailedError, match="step 'broken'"):
         result.check()
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker"])
+def test_an_output_the_metadata_refuses_fails_the_step_not_the_run(
+    workspace: Workspace, tmp_path: Path, workers: int
+) -> None:
+    """A custom artifact type recording a property of the wrong type: the step FAILs cleanly."""
+    pipe = write(
+        tmp_path / "badprop.py",
+        """
+        from typing import Any, ClassVar
+
+        from kiln.metadata import PropertyType
+
+
+        class Counted(Metrics):
+            properties: ClassVar[dict[str, PropertyType]] = {"count": PropertyType.INT}
+
+            def _write(self, folder: Any) -> dict[str, Any]:
+                super()._write(folder)
+                return {"count": "three"}  # declared INT
+
+
+        @component
+        def make() -> Counted:
+            return Counted({"n": 3})
+
+
+        @component
+        def use(c: Counted) -> Metrics:
+            return Metrics(c.read())
+
+
+        @pipeline
+        def badprop() -> None:
+            use(make().output)
+        """,
+    )
+    result = run_file(workspace, pipe, workers=workers)
+    assert states(result) == {"make": "FAILED", "use": "SKIPPED"}
+    error = result.steps["make"].error or ""
+    assert "MetadataError" in error
+    assert "'count'" in error
+    assert "INT" in error
+    execution_id = result.steps["make"].execution_id
+    assert execution_id is not None
+    store = workspace.metadata
+    assert store.get_execution(execution_id).state == md.ExecutionState.FAILED
+    outputs = store.get_outputs(execution_id)["output"]
+    assert [a.state for a in outputs] == [md.ArtifactState.DELETED]
+    # the folder it had published is taken back: nothing under the root but staging
+    assert not workspace.artifacts.exists(outputs[0].uri)

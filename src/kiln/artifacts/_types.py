@@ -24,6 +24,7 @@ __all__ = ["Artifact", "Metrics", "Report", "Table", "artifact_class", "artifact
 
 MANIFEST = "kiln-artifact.json"
 _REGISTRY: dict[str, type[Artifact]] = {}
+_USER = "kiln_user_"  # the module-name prefix of pipeline files loaded by path
 
 
 class Artifact:
@@ -42,11 +43,14 @@ class Artifact:
         if "type_name" not in cls.__dict__:
             cls.type_name = cls.__name__
         existing = _REGISTRY.get(cls.type_name)
-        same = existing is not None and (existing.__module__, existing.__qualname__) == (
-            cls.__module__,
-            cls.__qualname__,
+        # A pipeline file loaded again (or another pipeline file, in one notebook or test
+        # session) may redefine its own types; nothing may take over a name an importable
+        # module owns, such as Kiln's own Table.
+        redefined = existing is not None and (
+            (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
+            or (existing.__module__.startswith(_USER) and cls.__module__.startswith(_USER))
         )
-        if existing is not None and not same:
+        if existing is not None and not redefined:
             raise ArtifactError(
                 f"artifact type name {cls.type_name!r} is taken by {existing.__module__}."
                 f"{existing.__qualname__}; give {cls.__qualname__} another type_name"

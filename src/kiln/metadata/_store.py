@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -73,6 +74,23 @@ def _undo_ids_on_failure(objects: Iterable[Artifact | Execution | Context]) -> I
         raise
 
 
+def _set_wal(cur: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Switch a SQLite database to WAL mode, waiting up to the busy timeout for other processes.
+
+    Changing the journal mode needs an exclusive lock and fails at once, without the busy handler,
+    while another connection (one opening the same new database) holds a lock: retry it.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _redact(url: str) -> str:
     """The URL without its password, for messages."""
     try:
@@ -113,7 +131,11 @@ class MetadataStore:
         self._types: dict[tuple[TypeKind, str], _TypeBase] = {}
         self._migrations = dict(MIGRATIONS if migrations is None else migrations)
         self.schema_version = max(self._migrations)
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self._engine.dispose()  # no half-open store: its connections would leak
+            raise
 
     # ------------------------------------------------------------------ connection and schema
 
@@ -133,7 +155,7 @@ class MetadataStore:
                 cur = dbapi_conn.cursor()
                 cur.execute(f"PRAGMA busy_timeout = {timeout_ms}")
                 if not in_memory:
-                    cur.execute("PRAGMA journal_mode = WAL")
+                    _set_wal(cur, self.busy_timeout)
                 cur.execute("PRAGMA synchronous = NORMAL")
                 cur.execute("PRAGMA foreign_keys = ON")
                 cur.close()
@@ -266,7 +288,13 @@ class MetadataStore:
         version: str,
         description: str,
     ) -> _TypeBase:
-        props = {k: PropertyType(v) for k, v in (properties or {}).items()}
+        try:
+            props = {k: PropertyType(v) for k, v in (properties or {}).items()}
+        except ValueError as e:
+            raise MetadataError(
+                f"{kind.value.lower()} type {name!r}: {e}; property types are "
+                f"{', '.join(PropertyType)}"
+            ) from e
         t = tables.types
         known = self._types.get((kind, name))
         if known is None:

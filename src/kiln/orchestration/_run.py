@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from kiln import metadata as md
 from kiln.artifacts import Artifact, artifact_classes
-from kiln.errors import RunFailedError
+from kiln.errors import KilnError, MetadataLockedError, RunFailedError
 from kiln.orchestration._cache import CacheKey, code_parts, explain_miss, path_fingerprint
 from kiln.orchestration._pipeline import Plan, Step
 from kiln.workspace import Workspace
@@ -394,9 +394,12 @@ class RunSession:
                 outputs={n: [a] for n, a in task.outputs.items()},
                 contexts=self.contexts,
             )
-        except Exception as e:
+        except MetadataLockedError:
+            raise  # the database, not the step: the run cannot record anything more
+        except (KilnError, OSError) as e:
+            # e.g. an output property of the wrong type: the step's fault, so the step fails
             self.fail(task, f"{type(e).__name__}: {e}", "", result)
-            raise
+            return
         res = self.results[task.step.name]
         res.state, res.duration_ms = "COMPLETE", int(result.get("duration_ms", 0))
         res.outputs = dict(task.outputs)
@@ -410,7 +413,10 @@ class RunSession:
         for path in task.staged.values():
             shutil.rmtree(path, ignore_errors=True)
         for art in task.outputs.values():
+            if art.state == md.ArtifactState.LIVE:  # published before the failure: take it back
+                self.artifacts.delete(art.uri)
             art.state = md.ArtifactState.DELETED
+            art.properties, art.custom_properties = {}, {}
         x = task.execution
         x.state = md.ExecutionState.FAILED
         x.properties.update(
