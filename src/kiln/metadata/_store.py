@@ -13,7 +13,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from kiln.metadata._schema import MIGRATIONS, Migration, tables
 
 __all__ = ["MetadataStore", "now_ms"]
 
-T = TypeVar("T", bound=_TypeBase)
+T_obj = TypeVar("T_obj", Artifact, Execution, Context)
 _TYPE_CLASSES: dict[TypeKind, type[_TypeBase]] = {
     TypeKind.ARTIFACT: ArtifactType,
     TypeKind.EXECUTION: ExecutionType,
@@ -588,38 +588,70 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ artifacts
 
-    def _put_artifact(self, conn: sa.Connection, a: Artifact) -> Artifact:
-        t = tables.artifacts
-        type_id = self._get_type(TypeKind.ARTIFACT, a.type_name, conn).id
+    def _upsert(
+        self,
+        conn: sa.Connection,
+        owner: str,
+        kind: TypeKind,
+        obj: Artifact | Execution,
+        **cols: Any,
+    ) -> None:
+        """Insert ``obj`` (no id yet) or update its row, then replace its properties."""
+        t = tables.artifacts if owner == "artifact" else tables.executions
         now = now_ms()
-        values = {
-            "type_id": type_id,
-            "uri": a.uri,
-            "state": ArtifactState(a.state).value,
-            "name": a.name,
-            "fingerprint": a.fingerprint,
-            "update_time_ms": now,
-        }
-        if a.id is None:
-            a.create_time_ms = now
-            a.id = conn.execute(
+        values = {"type_id": self._get_type(kind, obj.type_name, conn).id, **cols}
+        values["update_time_ms"] = now
+        if obj.id is None:
+            obj.create_time_ms = now
+            obj.id = conn.execute(
                 t.insert().values(create_time_ms=now, **values).returning(t.c.id)
             ).scalar_one()
-        else:
-            updated = conn.execute(t.update().where(t.c.id == a.id).values(**values)).rowcount
-            if updated != 1:
-                raise NotFoundError(f"artifact {a.id} does not exist in {self.display_url}")
-        a.update_time_ms = now
+        elif conn.execute(t.update().where(t.c.id == obj.id).values(**values)).rowcount != 1:
+            raise NotFoundError(f"{owner} {obj.id} does not exist in {self.display_url}")
+        obj.update_time_ms = now
         self._write_properties(
+            conn, owner, obj.id, kind, obj.type_name, obj.properties, obj.custom_properties
+        )
+
+    def _put_artifact(self, conn: sa.Connection, a: Artifact) -> Artifact:
+        self._upsert(
             conn,
             "artifact",
-            a.id,
             TypeKind.ARTIFACT,
-            a.type_name,
-            a.properties,
-            a.custom_properties,
+            a,
+            uri=a.uri,
+            state=ArtifactState(a.state).value,
+            name=a.name,
+            fingerprint=a.fingerprint,
         )
         return a
+
+    @staticmethod
+    def _of_type(column: Any, kind: TypeKind, type_name: str) -> Any:
+        """``column`` (a type_id) is the type ``type_name`` of this kind."""
+        tt = tables.types
+        return column.in_(sa.select(tt.c.id).where(tt.c.kind == kind.value, tt.c.name == type_name))
+
+    def _load(
+        self,
+        conn: sa.Connection,
+        owner: str,
+        where: Any,
+        limit: int | None,
+        newest_first: bool,
+        make: Callable[[Any, str, dict[str, PropertyValue], dict[str, PropertyValue]], T_obj],
+    ) -> list[T_obj]:
+        """Rows of one table with their type names and properties, built by ``make``."""
+        t = {"artifact": tables.artifacts, "execution": tables.executions}.get(
+            owner, tables.contexts
+        )
+        q = sa.select(t).where(where).order_by(t.c.id.desc() if newest_first else t.c.id)
+        if limit is not None:
+            q = q.limit(limit)
+        rows = list(conn.execute(q))
+        names = self._type_names(conn, {r.type_id for r in rows})
+        props = self._read_properties(conn, owner, [r.id for r in rows])
+        return [make(r, names[r.type_id], *props[r.id]) for r in rows]
 
     def put_artifacts(self, artifacts: Sequence[Artifact]) -> list[Artifact]:
         """Insert new artifacts (``id is None``) or update existing ones; returns them with ids."""
@@ -629,28 +661,25 @@ class MetadataStore:
     def _load_artifacts(
         self, conn: sa.Connection, where: Any, limit: int | None = None
     ) -> list[Artifact]:
-        t = tables.artifacts
-        q = sa.select(t).where(where).order_by(t.c.id.desc())
-        if limit is not None:
-            q = q.limit(limit)
-        rows = list(conn.execute(q))
-        names = self._type_names(conn, {r.type_id for r in rows})
-        props = self._read_properties(conn, "artifact", [r.id for r in rows])
-        return [
-            Artifact(
-                type_name=names[r.type_id],
+        return self._load(
+            conn,
+            "artifact",
+            where,
+            limit,
+            True,
+            lambda r, type_name, props, custom: Artifact(
+                type_name=type_name,
                 uri=r.uri,
                 state=ArtifactState(r.state),
                 name=r.name,
                 fingerprint=r.fingerprint,
-                properties=props[r.id][0],
-                custom_properties=props[r.id][1],
+                properties=props,
+                custom_properties=custom,
                 id=r.id,
                 create_time_ms=r.create_time_ms,
                 update_time_ms=r.update_time_ms,
-            )
-            for r in rows
-        ]
+            ),
+        )
 
     def get_artifact(self, artifact_id: int) -> Artifact:
         found = self.get_artifacts(ids=[artifact_id])
@@ -677,14 +706,7 @@ class MetadataStore:
             if ids is not None:
                 cond.append(t.c.id.in_(list(ids)))
             if type_name is not None:
-                tt = tables.types
-                cond.append(
-                    t.c.type_id.in_(
-                        sa.select(tt.c.id).where(
-                            tt.c.kind == TypeKind.ARTIFACT.value, tt.c.name == type_name
-                        )
-                    )
-                )
+                cond.append(self._of_type(t.c.type_id, TypeKind.ARTIFACT, type_name))
             if state is not None:
                 cond.append(t.c.state == ArtifactState(state).value)
             if context_id is not None:
@@ -697,34 +719,14 @@ class MetadataStore:
     # ------------------------------------------------------------------ executions
 
     def _put_execution_row(self, conn: sa.Connection, e: Execution) -> Execution:
-        t = tables.executions
-        type_id = self._get_type(TypeKind.EXECUTION, e.type_name, conn).id
-        now = now_ms()
-        values = {
-            "type_id": type_id,
-            "name": e.name,
-            "state": ExecutionState(e.state).value,
-            "cache_key": e.cache_key,
-            "update_time_ms": now,
-        }
-        if e.id is None:
-            e.create_time_ms = now
-            e.id = conn.execute(
-                t.insert().values(create_time_ms=now, **values).returning(t.c.id)
-            ).scalar_one()
-        else:
-            updated = conn.execute(t.update().where(t.c.id == e.id).values(**values)).rowcount
-            if updated != 1:
-                raise NotFoundError(f"execution {e.id} does not exist in {self.display_url}")
-        e.update_time_ms = now
-        self._write_properties(
+        self._upsert(
             conn,
             "execution",
-            e.id,
             TypeKind.EXECUTION,
-            e.type_name,
-            e.properties,
-            e.custom_properties,
+            e,
+            name=e.name,
+            state=ExecutionState(e.state).value,
+            cache_key=e.cache_key,
         )
         return e
 
@@ -798,27 +800,24 @@ class MetadataStore:
     def _load_executions(
         self, conn: sa.Connection, where: Any, limit: int | None = None, newest_first: bool = True
     ) -> list[Execution]:
-        t = tables.executions
-        q = sa.select(t).where(where).order_by(t.c.id.desc() if newest_first else t.c.id)
-        if limit is not None:
-            q = q.limit(limit)
-        rows = list(conn.execute(q))
-        names = self._type_names(conn, {r.type_id for r in rows})
-        props = self._read_properties(conn, "execution", [r.id for r in rows])
-        return [
-            Execution(
-                type_name=names[r.type_id],
+        return self._load(
+            conn,
+            "execution",
+            where,
+            limit,
+            newest_first,
+            lambda r, type_name, props, custom: Execution(
+                type_name=type_name,
                 name=r.name,
                 state=ExecutionState(r.state),
                 cache_key=r.cache_key,
-                properties=props[r.id][0],
-                custom_properties=props[r.id][1],
+                properties=props,
+                custom_properties=custom,
                 id=r.id,
                 create_time_ms=r.create_time_ms,
                 update_time_ms=r.update_time_ms,
-            )
-            for r in rows
-        ]
+            ),
+        )
 
     def get_execution(self, execution_id: int) -> Execution:
         found = self.get_executions(ids=[execution_id])
@@ -846,14 +845,7 @@ class MetadataStore:
         if cache_key is not None:
             cond.append(t.c.cache_key == cache_key)
         if type_name is not None:
-            tt = tables.types
-            cond.append(
-                t.c.type_id.in_(
-                    sa.select(tt.c.id).where(
-                        tt.c.kind == TypeKind.EXECUTION.value, tt.c.name == type_name
-                    )
-                )
-            )
+            cond.append(self._of_type(t.c.type_id, TypeKind.EXECUTION, type_name))
         if context_id is not None:
             at = tables.associations
             cond.append(
@@ -903,25 +895,22 @@ class MetadataStore:
         return context
 
     def _load_contexts(self, conn: sa.Connection, where: Any, limit: int | None) -> list[Context]:
-        t = tables.contexts
-        q = sa.select(t).where(where).order_by(t.c.id.desc())
-        if limit is not None:
-            q = q.limit(limit)
-        rows = list(conn.execute(q))
-        names = self._type_names(conn, {r.type_id for r in rows})
-        props = self._read_properties(conn, "context", [r.id for r in rows])
-        return [
-            Context(
-                type_name=names[r.type_id],
+        return self._load(
+            conn,
+            "context",
+            where,
+            limit,
+            True,
+            lambda r, type_name, props, custom: Context(
+                type_name=type_name,
                 name=r.name,
-                properties=props[r.id][0],
-                custom_properties=props[r.id][1],
+                properties=props,
+                custom_properties=custom,
                 id=r.id,
                 create_time_ms=r.create_time_ms,
                 update_time_ms=r.update_time_ms,
-            )
-            for r in rows
-        ]
+            ),
+        )
 
     def get_contexts(
         self,
@@ -937,14 +926,7 @@ class MetadataStore:
         t = tables.contexts
         cond: list[Any] = []
         if type_name is not None:
-            tt = tables.types
-            cond.append(
-                t.c.type_id.in_(
-                    sa.select(tt.c.id).where(
-                        tt.c.kind == TypeKind.CONTEXT.value, tt.c.name == type_name
-                    )
-                )
-            )
+            cond.append(self._of_type(t.c.type_id, TypeKind.CONTEXT, type_name))
         if name is not None:
             cond.append(t.c.name == name)
         if ids is not None:
