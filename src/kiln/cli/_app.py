@@ -211,6 +211,34 @@ def lineage(
     )
 
 
+@app.command()
+@_handles_errors
+def gc(
+    older_than: Annotated[
+        float,
+        typer.Option("--older-than", min=0, help="Only files older than this many seconds."),
+    ] = 3600.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
+    ] = False,
+) -> None:
+    """Clean up after crashed runs: abort dead runs, remove staging and orphaned folders."""
+    from kiln.orchestration import collect_garbage
+
+    r = collect_garbage(_workspace(), older_than_s=older_than, dry_run=dry_run)
+    verb = "would be" if dry_run else "were"
+    typer.echo(
+        f"{len(r.aborted_runs)} dead run(s) {verb} marked ABORTED "
+        f"({r.failed_executions} step(s) FAILED, {r.deleted_pending} pending output(s) DELETED); "
+        f"{r.staging_removed} staging folder(s) and {len(r.orphans_removed)} orphaned artifact "
+        f"folder(s) {verb} removed"
+    )
+    for name in r.aborted_runs:
+        typer.echo(f"  aborted run {name}")
+    for uri in r.orphans_removed:
+        typer.echo(f"  orphaned {uri}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 from typing import Literal
 
 from rich.console import Group, RenderableType
@@ -16,6 +14,7 @@ from rich.tree import Tree
 from kiln import metadata as md
 from kiln.errors import NotFoundError
 from kiln.orchestration import RUN_CONTEXT
+from kiln.orchestration._gc import process_alive
 from kiln.workspace import Workspace
 
 __all__ = ["artifacts_table", "lineage_tree", "run_detail", "runs_table"]
@@ -50,14 +49,8 @@ def _state(state: str) -> str:
 def run_state(props: dict[str, md.PropertyValue]) -> str:
     """A run's state; RUNNING on this machine with its process gone reads ABORTED."""
     state = str(props.get("state", ""))
-    pid = props.get("pid")
-    if state == "RUNNING" and props.get("host") == socket.gethostname() and isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return "ABORTED"
-        except PermissionError:
-            pass
+    if state == "RUNNING" and process_alive(props) is False:
+        return "ABORTED"
     return state
 
 

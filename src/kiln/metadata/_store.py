@@ -681,6 +681,13 @@ class MetadataStore:
             ),
         )
 
+    def get_artifact_uris(self, states: Iterable[ArtifactState]) -> set[str]:
+        """The URIs of every artifact in one of ``states`` (cheap: no properties are read)."""
+        t = tables.artifacts
+        wanted = [ArtifactState(s).value for s in states]
+        with self._tx(write=False) as conn:
+            return set(conn.execute(sa.select(t.c.uri).where(t.c.state.in_(wanted))).scalars())
+
     def get_artifact(self, artifact_id: int) -> Artifact:
         found = self.get_artifacts(ids=[artifact_id])
         if not found:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
         InputPath,
         component,
     )
+    from kiln.orchestration._gc import (
+        GarbageReport,
+        collect_garbage,
+    )
     from kiln.orchestration._loader import (
         load_pipeline,
     )
@@ -48,6 +52,7 @@ __all__ = [
     "RUN_CONTEXT",
     "CacheKey",
     "Component",
+    "GarbageReport",
     "InputPath",
     "LocalRunner",
     "OutputRef",
@@ -60,6 +65,7 @@ __all__ = [
     "StepEvent",
     "StepResult",
     "code_parts",
+    "collect_garbage",
     "component",
     "load_pipeline",
     "pipeline",
@@ -73,6 +79,8 @@ _EXPORTS = {
     "CacheKey": "kiln.orchestration._cache",
     "code_parts": "kiln.orchestration._cache",
     "Component": "kiln.orchestration._component",
+    "GarbageReport": "kiln.orchestration._gc",
+    "collect_garbage": "kiln.orchestration._gc",
     "InputPath": "kiln.orchestration._component",
     "component": "kiln.orchestration._component",
     "load_pipeline": "kiln.orchestration._loader",
