@@ -57,10 +57,16 @@ def run_pipeline_file(
     ) as progress:
         bar = progress.add_task(f"{plan.pipeline}", total=len(plan.steps))
 
+        running: list[str] = []
+
         def listener(event: StepEvent) -> None:
             s = event.step
             if event.kind == "start":
-                progress.update(bar, description=f"{plan.pipeline}: {s.name}")
+                running.append(s.name)
+            elif s.name in running:
+                running.remove(s.name)
+            progress.update(bar, description=f"{plan.pipeline}: {', '.join(running)}")
+            if event.kind == "start":
                 if explain:
                     progress.console.print(
                         f"  {_MARKS['start']} {escape(s.name)}  [dim]{escape(s.reason)}[/]"
