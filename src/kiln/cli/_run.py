@@ -40,7 +40,6 @@ def run_pipeline_file(
     pipe = load_pipeline(file, pipeline_name)
     values = pipe.coerce(params)
     plan = pipe.build(**values)
-    from kiln.orchestration._loader import import_file  # noqa: F401 - keeps the module loaded
 
     several = pipeline_name is not None
     command = resume_command(file, plan.pipeline, plan.params, several)

@@ -9,7 +9,6 @@ records runs the same way.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -460,7 +459,3 @@ def default_workers() -> int:
         1,
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
     )
-
-
-def params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)
