@@ -71,3 +71,17 @@ def test_conformance_catches_a_broken_artifact_type() -> None:
 
     with pytest.raises(AssertionError, match="same value twice"):
         check_artifact_type(Unstable, {})
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
+def test_local_runner_conforms_on_an_fsspec_artifact_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Artifacts on object storage (fsspec's memory filesystem standing in for s3://)."""
+    import uuid
+
+    monkeypatch.setenv("KILN_ARTIFACT_ROOT", f"memory://kiln-conformance-{uuid.uuid4().hex}")
+    ws, _ = Workspace.init(tmp_path)
+    assert not ws.artifacts.is_local
+    check_runner(LocalRunner(workers), ws)
+    ws.close()
