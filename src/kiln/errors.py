@@ -11,6 +11,8 @@
     ├── ArtifactError               the artifact store
     │   ├── UnsafePathError         a path that would resolve outside the artifact root
     │   └── ArtifactStoreError      the root is unwritable or an artifact's files are missing
+    ├── DataError                   data that cannot be read, split or described (file, row, column)
+    │   └── SchemaError             a schema file that does not parse or says something impossible
     ├── PipelineError               building a pipeline (before anything runs)
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
@@ -26,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ArtifactStoreError",
+    "DataError",
     "KilnError",
     "MetadataError",
     "MetadataLockedError",
@@ -35,6 +38,7 @@ __all__ = [
     "PipelineError",
     "PipelineFileError",
     "RunFailedError",
+    "SchemaError",
     "SchemaTooNewError",
     "UnsafePathError",
     "WorkspaceError",
@@ -77,6 +81,14 @@ class UnsafePathError(ArtifactError):
 
 class ArtifactStoreError(ArtifactError):
     """The artifact root cannot be written, or an artifact's files are gone."""
+
+
+class DataError(KilnError):
+    """Data that cannot be read, split or described; the message names file, row and column."""
+
+
+class SchemaError(DataError):
+    """A schema file that does not parse, or a schema that contradicts itself."""
 
 
 class PipelineError(KilnError):
