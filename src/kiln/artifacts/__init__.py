@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kiln.artifacts._data import Anomalies, Dataset, Schema, Statistics
 from kiln.artifacts._store import ArtifactStore, check_uri, fingerprint
 from kiln.artifacts._types import (
     MANIFEST,
@@ -15,10 +16,14 @@ from kiln.artifacts._types import (
 
 __all__ = [
     "MANIFEST",
+    "Anomalies",
     "Artifact",
     "ArtifactStore",
+    "Dataset",
     "Metrics",
     "Report",
+    "Schema",
+    "Statistics",
     "Table",
     "artifact_class",
     "artifact_classes",

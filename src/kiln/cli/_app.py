@@ -35,6 +35,10 @@ runs_app = typer.Typer(
     help="Pipeline runs: a table, or one run's steps.", invoke_without_command=True
 )
 app.add_typer(runs_app, name="runs")
+schema_app = typer.Typer(
+    help="Data schemas: infer one from data or statistics.", no_args_is_help=True
+)
+app.add_typer(schema_app, name="schema")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -237,6 +241,75 @@ def gc(
         typer.echo(f"  aborted run {name}")
     for uri in r.orphans_removed:
         typer.echo(f"  orphaned {uri}")
+
+
+@app.command()
+@_handles_errors
+def stats(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, JSON Lines, Arrow file or folder.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the statistics JSON.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="Other data (or statistics) to compare.")
+    ] = None,
+) -> None:
+    """Feature statistics of DATA (TFDV's set), optionally compared with OTHER."""
+    from kiln.cli._data import describe
+
+    describe(data, out=out, html=html, compare=compare, console=_console())
+
+
+@schema_app.command("infer")
+@_handles_errors
+def schema_infer(
+    data: Annotated[str, typer.Argument(help="Data, or a statistics JSON file.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the YAML schema.")],
+    infer_ranges: Annotated[
+        bool, typer.Option("--infer-ranges", help="Also record numeric min/max ranges.")
+    ] = False,
+) -> None:
+    """Infer a schema (types, presence, domains) with TFDV's rules; edit the YAML freely."""
+    from kiln.cli._data import infer
+
+    infer(data, out=out, infer_ranges=infer_ranges, console=_console())
+
+
+@app.command()
+@_handles_errors
+def validate(
+    data: Annotated[str, typer.Argument(help="Data, or a statistics JSON file.")],
+    schema: Annotated[Path, typer.Option("--schema", help="The YAML schema.")],
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Data or statistics to compare against.")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="drift (previous span) or skew (training vs serving).")
+    ] = "drift",
+    environment: Annotated[
+        str | None, typer.Option("--environment", help="TRAINING or SERVING.")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Validate data against a schema (and a baseline). Exit 0: clean, 1: anomalies, 2: error."""
+    from kiln.cli._data import validate as run_validate
+    from kiln.errors import KilnError as _KilnError
+
+    if mode not in ("drift", "skew"):
+        raise _KilnError(f"--mode {mode!r}: choose drift or skew")
+    if output_format not in ("text", "json"):
+        raise _KilnError(f"--format {output_format!r}: choose text or json")
+    code = run_validate(
+        data,
+        schema_path=schema,
+        baseline=baseline,
+        mode=mode,
+        environment=environment,
+        as_json=output_format == "json",
+        console=_console(stderr=output_format == "json"),
+    )
+    raise typer.Exit(code)
 
 
 def main() -> None:
