@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +53,12 @@ pa.set_cpu_count(THREADS)
 pa.set_io_thread_count(THREADS)
 
 
-def make_table(rows: int, seed: int = 0) -> pa.Table:
+def make_table(rows: int, seed: int = 0, drift: float = 0.0) -> pa.Table:
+    """The workload; ``drift`` shifts every numeric column by that many standard deviations."""
     rng = np.random.default_rng(seed)
     columns: dict[str, pa.Array] = {}
     for i in range(NUMERIC):
-        x = rng.normal(loc=i, scale=1 + i, size=rows)
+        x = rng.normal(loc=i + drift * (1 + i), scale=1 + i, size=rows)
         x[rng.random(rows) < 0.02] = np.nan
         x[rng.random(rows) < 0.0005] = np.inf
         x[rng.random(rows) < 0.0005] = -np.inf
@@ -132,6 +134,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument(
+        "--stream-rows",
+        type=int,
+        default=0,
+        help="also stream this many rows through `kiln stats` (the issue's check: 10000000)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,8 +159,79 @@ def main() -> None:
         kiln_stats(path)
         floor = _median_time(lambda: polars_floor(path, numeric, strings), args.repeats)
         kiln = _median_time(lambda: kiln_stats(path), args.repeats)
-    print(f"statistics, Polars query (floor): {floor:8.3f} s")
-    print(f"statistics, Kiln                : {kiln:8.3f} s   ratio {kiln / floor:.2f}x the floor")
+        print(f"statistics, Polars query (floor): {floor:8.3f} s")
+        print(
+            f"statistics, Kiln                : {kiln:8.3f} s   ratio {kiln / floor:.2f}x the floor"
+        )
+        validate_process(Path(tmp), path, args.rows, args.repeats)
+        if args.stream_rows:
+            streaming(Path(tmp), args.stream_rows)
+
+
+def _timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
+    """Wall seconds and peak resident memory (GB) of one whole process, and its exit code."""
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", *cmd], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    wall, peak_kb = proc.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(peak_kb) / 1024 / 1024, proc.returncode
+
+
+def validate_process(tmp: Path, train: Path, rows: int, repeats: int) -> None:
+    """`kiln validate serving --schema --baseline train` as one whole process, start-up included."""
+    from kiln.data import read_schema, write_schema
+
+    kiln = str(Path(sys.executable).parent / "kiln")
+    serving = tmp / "serving.parquet"
+    pq.write_table(make_table(rows, seed=1, drift=1.0).drop_columns(["cat_0"]), serving)
+    subprocess.run(
+        [kiln, "schema", "infer", str(train), "--out", "schema.yaml"], cwd=tmp, check=True
+    )
+    schema = read_schema(tmp / "schema.yaml")
+    schema.set_environments("cat_0", not_in_environment=["SERVING"])  # the label
+    for feature in schema.features:  # numeric columns drift by one standard deviation
+        schema.set_drift_threshold(feature.name, 0.05)
+    write_schema(schema, tmp / "schema.yaml")
+    cmd = [kiln, "validate", str(serving), "--schema", "schema.yaml", "--baseline", str(train)]
+    cmd += ["--environment", "SERVING", "--format", "json"]
+    runs = [_timed(cmd, tmp) for _ in range(repeats)]
+    wall = statistics.median(r[0] for r in runs)
+    peak = max(r[1] for r in runs)
+    code = runs[0][2]
+    imports = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time; t = time.perf_counter(); import kiln.cli._app, kiln.cli._data, "
+            "kiln.data._ingest, kiln.data._stats, kiln.data._schema, kiln.data._validate; "
+            "print(time.perf_counter() - t)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(
+        f"kiln validate (whole process)   : {wall:8.3f} s   (goal <= 2.5 s), peak memory "
+        f"{peak:.2f} GB (goal <= 0.5), exit code {code} (1: the drift was found)"
+    )
+    print(f"import of kiln for that path    : {float(imports.stdout):8.3f} s   (goal <= 0.5 s)")
+
+
+def streaming(tmp: Path, rows: int) -> None:
+    """`kiln stats` over a file written in 1M-row pieces: memory stays bounded as rows grow."""
+    kiln = str(Path(sys.executable).parent / "kiln")
+    big = tmp / "big.parquet"
+    step = 1_000_000
+    first = make_table(min(step, rows), seed=10)
+    with pq.ParquetWriter(big, first.schema) as writer:
+        writer.write_table(first)
+        for i in range(step, rows, step):
+            writer.write_table(make_table(min(step, rows - i), seed=10 + i // step))
+    wall, peak, code = _timed([kiln, "stats", str(big), "--out", "big.json"], tmp)
+    print(
+        f"kiln stats, {rows:,} rows streamed: {wall:8.3f} s, peak memory {peak:.2f} GB "
+        f"(goal <= 1.0), exit code {code}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ They need no workspace: they read files and write files, like TFDV's functions.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,10 @@ def load_statistics(source: str) -> Statistics:
     if _is_statistics_file(path):
         return Statistics.read(path)
     name = path.name if path.name else "data"
-    return Statistics([generate_statistics(iter_batches(source), name=name).dataset()])
+    # One process on the whole machine: one thread per core, never more.
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    stats = generate_statistics(iter_batches(source), name=name, threads=threads)
+    return Statistics([stats.dataset()])
 
 
 def drift_scores(current: DatasetStatistics, baseline: DatasetStatistics) -> dict[str, float]:
