@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import shlex
 from pathlib import Path
@@ -39,6 +40,8 @@ def test_every_quickstart_command_runs(tmp_path: Path) -> None:
         if line.startswith("kiln ")
     ]
     assert len(commands) >= 8, commands
+    penguins = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    (tmp_path / "penguins.csv").write_bytes(penguins.read_bytes())
     for command in commands:
         args = [a.replace("examples/", f"{ROOT}/examples/") for a in shlex.split(command)[1:]]
         proc = kiln(*args, cwd=tmp_path)
