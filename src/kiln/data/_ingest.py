@@ -421,7 +421,8 @@ def _csv_error(path: Path, opts: _CsvOptions, e: pa.ArrowInvalid) -> DataError:
     if "invalid UTF8" in message or "invalid UTF-8" in message:
         return _utf8_error(path, opts)
     conversion = re.search(
-        r"In CSV column #(\d+): CSV conversion error to (\S+?): invalid value '(.*)'", message
+        r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\S+?): invalid value '(.*)'",
+        message,
     )
     if conversion is not None:
         return _conversion_error(path, opts, int(conversion[1]), conversion[2], conversion[3])
@@ -545,6 +546,10 @@ def _casts(values: pa.ChunkedArray, target: pa.DataType) -> bool:
     return True
 
 
+# Arrow's conversion error; with one CPU thread (OMP_NUM_THREADS=1) it also names the row.
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\S+?):")
+
+
 def _csv_types(files: Sequence[Path], opts: _CsvOptions) -> dict[str, pa.DataType]:
     """Each column's type over all ``files``, streaming: a type that fails is widened, retried."""
     types: dict[str, pa.DataType] = {}
@@ -561,7 +566,7 @@ def _csv_types(files: Sequence[Path], opts: _CsvOptions) -> dict[str, pa.DataTyp
                 for _ in reader:
                     pass
             except pa.ArrowInvalid as e:
-                failed = re.search(r"In CSV column #(\d+): CSV conversion error to (\S+?):", str(e))
+                failed = _CONVERSION.search(str(e))
                 if failed is None:
                     raise _csv_error(path, opts, e) from e
                 index = int(failed[1])
