@@ -420,10 +420,7 @@ def _csv_error(path: Path, opts: _CsvOptions, e: pa.ArrowInvalid) -> DataError:
         return _malformed_row_error(path, opts, message)
     if "invalid UTF8" in message or "invalid UTF-8" in message:
         return _utf8_error(path, opts)
-    conversion = re.search(
-        r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\S+?): invalid value '(.*)'",
-        message,
-    )
+    conversion = re.search(_CONVERSION.pattern + r" invalid value '(.*)'", message)
     if conversion is not None:
         return _conversion_error(path, opts, int(conversion[1]), conversion[2], conversion[3])
     return DataError(f"{path}: cannot read as CSV: {message}")
