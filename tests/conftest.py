@@ -14,6 +14,16 @@ import pytest
 from kiln.workspace import Workspace
 
 PG_URL = os.environ.get("KILN_TEST_POSTGRES_URL")
+# What `kiln validate --format json` prints for each anomaly: these keys, no others.
+ANOMALY_KEYS = {
+    "feature",
+    "types",
+    "short_description",
+    "description",
+    "severity",
+    "value",
+    "threshold",
+}
 KILN = str(Path(sys.executable).parent / "kiln")
 
 
@@ -77,6 +87,19 @@ def pg_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wo
     yield ws
     ws.close()
     next(gen, None)
+
+
+@pytest.fixture
+def penguins(tmp_path: Path) -> Path:
+    """A copy of the Palmer penguins CSV (344 rows, shipped in the palmerpenguins package)."""
+    import importlib.resources
+    import shutil
+
+    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    dest = tmp_path / "penguins.csv"
+    with src.open("rb") as f, dest.open("wb") as out:
+        shutil.copyfileobj(f, out)
+    return dest
 
 
 def kiln(

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean_error, kiln
+from conftest import ANOMALY_KEYS, assert_clean_error, kiln
 from kiln.data import Statistics
-
-
-@pytest.fixture
-def penguins(tmp_path: Path) -> Path:
-    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
-    dest = tmp_path / "penguins.csv"
-    with src.open("rb") as f, dest.open("wb") as out:
-        shutil.copyfileobj(f, out)
-    return dest
 
 
 def test_stats_writes_json_and_a_self_contained_report(tmp_path: Path, penguins: Path) -> None:
@@ -89,15 +78,7 @@ def test_validate_reports_anomalies_with_exit_code_1(tmp_path: Path, penguins: P
     species = [a for a in body["anomalies"] if a["feature"] == "species"]
     assert species, body
     assert "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in species[0]["types"]
-    assert set(species[0]) == {
-        "feature",
-        "types",
-        "short_description",
-        "description",
-        "severity",
-        "value",
-        "threshold",
-    }
+    assert set(species[0]) == ANOMALY_KEYS
     text = kiln("validate", str(bad), "--schema", "schema.yaml", cwd=tmp_path)
     assert text.returncode == 1
     assert "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in text.stdout

@@ -3,14 +3,11 @@ on the Palmer penguins, with lineage, caching and a validator that stops the pip
 
 from __future__ import annotations
 
-import importlib.resources
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
-
+from conftest import ANOMALY_KEYS
 from kiln import metadata as md
 from kiln.artifacts import Anomalies, Dataset, Schema, Statistics
 from kiln.orchestration import LocalRunner, RunResult, load_pipeline, run
@@ -31,15 +28,6 @@ PIPELINE = textwrap.dedent(
         ExampleValidator(stats.output, schema.output, stop_on_anomalies=stop)
     """
 )
-
-
-@pytest.fixture
-def penguins(tmp_path: Path) -> Path:
-    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
-    dest = tmp_path / "penguins.csv"
-    with src.open("rb") as f, dest.open("wb") as out:
-        shutil.copyfileobj(f, out)
-    return dest
 
 
 def _run(ws: Workspace, pipe: Path, **params: object) -> RunResult:
@@ -121,15 +109,7 @@ def test_the_validator_stops_the_pipeline_or_records(
             workspace.artifacts.path_of(recorded.output("ExampleValidator").uri) / "anomalies.json"
         ).read_text()
     )
-    assert set(body["anomalies"][0]) == {
-        "feature",
-        "types",
-        "short_description",
-        "description",
-        "severity",
-        "value",
-        "threshold",
-    }
+    assert set(body["anomalies"][0]) == ANOMALY_KEYS
 
 
 def test_dataset_artifact_conforms() -> None:

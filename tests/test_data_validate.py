@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from conftest import ANOMALY_KEYS
 from kiln.data import (
     Anomaly,
     Bucket,
@@ -294,15 +295,7 @@ def test_to_dict_has_exactly_the_documented_keys() -> None:
     stats = clean()
     young(stats)
     d = only(validate_statistics(stats, schema_for(clean()))).to_dict()
-    assert set(d) == {
-        "feature",
-        "types",
-        "short_description",
-        "description",
-        "severity",
-        "value",
-        "threshold",
-    }
+    assert set(d) == ANOMALY_KEYS
     assert d["types"] == ["INT_TYPE_SMALL_INT"]
     assert (d["value"], d["threshold"]) == (3.0, 18.0)
 
