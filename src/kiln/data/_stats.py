@@ -352,13 +352,13 @@ class _Values:
         elif pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t):
             values = values.cast(pa.large_binary())
         self.n += len(values)
-        if kind == "STRING":
-            self.length_sum += int(pc.sum(pc.utf8_length(values)).as_py() or 0)
-        elif kind == "BYTES":
-            self.length_sum += int(pc.sum(pc.binary_length(values)).as_py() or 0)
         vc = pc.value_counts(values)
         keys = vc.field("values")
         counts = vc.field("counts")
+        if kind in ("STRING", "BYTES"):  # lengths of the distinct values, times their counts
+            lengths = pc.utf8_length(keys) if kind == "STRING" else pc.binary_length(keys)
+            per_key = np.asarray(pc.fill_null(lengths, 0), dtype=np.int64)
+            self.length_sum += int((per_key * np.asarray(counts, dtype=np.int64)).sum())
         if self.binary:
             # Validity of UTF-8 per distinct value, not per row.
             ok = np.fromiter(
