@@ -146,3 +146,35 @@ def test_environments_and_drift_from_the_cli(tmp_path: Path, penguins: Path) -> 
     assert "COMPARATOR_L_INFTY_HIGH" in island["types"]
     assert island["value"] == pytest.approx(1 - 168 / 344, abs=1e-9)
     assert island["threshold"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needles"),
+    [
+        ("malformed.csv", b"a,b,c\n1,2,3\n4,5\n", ["malformed.csv", "line 3", "expected 3 fields"]),
+        ("empty.csv", b"", ["empty.csv", "empty"]),
+        ("dupes.csv", b"a,b,a\n1,2,3\n", ["dupes.csv", "'a'"]),
+        ("latin.csv", b"name,n\nok,1\ncaf\xe9,2\n", ["latin.csv", "line 3", "'name'"]),
+        ("mixed.jsonl", b'{"a": 1}\n{"a": 2}\n{"a": "x"}\n', ["mixed.jsonl", "line 3", "'a'"]),
+        ("data.xlsx", b"PK\x03\x04", ["data.xlsx"]),
+    ],
+    ids=["malformed-row", "empty", "duplicate-columns", "non-utf8", "mixed-types", "unsupported"],
+)
+def test_bad_data_is_one_clear_error(
+    tmp_path: Path, name: str, content: bytes, needles: list[str]
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    assert_clean_error(kiln("stats", name, cwd=tmp_path), *needles)
+
+
+def test_odd_but_valid_data_describes_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "header.csv").write_text("a,b\n")
+    header_only = kiln("stats", "header.csv", cwd=tmp_path)
+    assert header_only.returncode == 0, header_only.stderr
+    assert "0 rows" in header_only.stdout
+    (tmp_path / "nulls.csv").write_text("a,b\n1,\n2,\n")
+    nulls = kiln("stats", "nulls.csv", "--out", "nulls.json", cwd=tmp_path)
+    assert nulls.returncode == 0, nulls.stderr
+    b = Statistics.read(tmp_path / "nulls.json").dataset().feature("b")
+    assert b is not None
+    assert (b.count, b.num_missing) == (0, 2)
