@@ -37,7 +37,7 @@ def ExampleGen(
     split whatever the file order; with ``time_column``, the earliest rows train.
     """
     from kiln.data import read_table, split_by_time, split_table
-    from kiln.orchestration._cache import path_fingerprint
+    from kiln.orchestration import path_fingerprint
 
     ratios = splits or {"train": 0.8, "eval": 0.2}
     table = read_table(source, format=format or None, delimiter=delimiter or None)

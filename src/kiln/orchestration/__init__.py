@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from kiln.orchestration._cache import (
         CacheKey,
         code_parts,
+        path_fingerprint,
     )
     from kiln.orchestration._component import (
         Component,
@@ -68,6 +69,7 @@ __all__ = [
     "collect_garbage",
     "component",
     "load_pipeline",
+    "path_fingerprint",
     "pipeline",
     "resume_command",
     "run",
@@ -78,6 +80,7 @@ _EXPORTS = {
     "run": "kiln.orchestration._api",
     "CacheKey": "kiln.orchestration._cache",
     "code_parts": "kiln.orchestration._cache",
+    "path_fingerprint": "kiln.orchestration._cache",
     "Component": "kiln.orchestration._component",
     "GarbageReport": "kiln.orchestration._gc",
     "collect_garbage": "kiln.orchestration._gc",
