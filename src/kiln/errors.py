@@ -13,6 +13,8 @@
     │   └── ArtifactStoreError      the root is unwritable or an artifact's files are missing
     ├── DataError                   data that cannot be read, split or described (file, row, column)
     │   └── SchemaError             a schema file that does not parse or says something impossible
+    ├── TrainingError               a trainer's settings, data or state
+    │   └── NotFittedError          a trainer or transform used before fit
     ├── PipelineError               building a pipeline (before anything runs)
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
@@ -32,6 +34,7 @@ __all__ = [
     "KilnError",
     "MetadataError",
     "MetadataLockedError",
+    "NotFittedError",
     "NotFoundError",
     "ParameterError",
     "PipelineDefinitionError",
@@ -40,6 +43,7 @@ __all__ = [
     "RunFailedError",
     "SchemaError",
     "SchemaTooNewError",
+    "TrainingError",
     "UnsafePathError",
     "WorkspaceError",
 ]
@@ -89,6 +93,14 @@ class DataError(KilnError):
 
 class SchemaError(DataError):
     """A schema file that does not parse, or a schema that contradicts itself."""
+
+
+class TrainingError(KilnError):
+    """A trainer's settings, its data or its fitted state are wrong; the message says which."""
+
+
+class NotFittedError(TrainingError):
+    """A trainer or transform was used before ``fit``."""
 
 
 class PipelineError(KilnError):
