@@ -29,10 +29,11 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/kiln artifacts --type Report --limit 1
 
 check: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check src tests bench examples
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples tools
+	$(BIN)/ruff check src tests bench examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/check_safe_formats.py src
 
 test: check
 	$(BIN)/python -m pytest
