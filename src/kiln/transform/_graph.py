@@ -1,0 +1,338 @@
+"""The transform graph: ops fitted over the whole training table in one pass each, then applied
+identically (vectorised) in training, batch prediction and serving.
+
+``TransformGraph(ops).fit(table)`` runs the ops in order: each analyzer sees the working table as
+the ops before it left it (so ``impute`` then ``standard_scale`` scales the imputed column, as a
+scikit-learn pipeline would). ``FittedTransform.transform(table)`` gives a :class:`FeatureMatrix`.
+
+Output features, in order: each emitting op's block, in op order; a column only rewritten (say
+``impute`` or ``log1p`` with nothing after) at the place of its last rewrite; then the numeric
+columns no op names, in table order (``passthrough``; ``exclude`` keeps the label out). Other
+columns no op names are ignored with a :class:`TransformWarning` at fit; extra columns at
+transform time are ignored. When two ops emit the same name (``standard_scale("x")`` and
+``robust_scale("x")``) the later one is named after its op: ``robust_scale(x)``.
+
+The JSON format (``FittedTransform.to_json()``; ``save`` writes it as ``transform.json``, with its
+arrays in ``arrays.npz`` written and read with ``allow_pickle=False``)::
+
+    {"format": "kiln.transform", "version": 1,
+     "ops": [{"op": "standard_scale", "params": {"column": "age"},
+              "state": {"mean": 41.5, "scale": 12.1}},
+             {"op": "quantile_bucketize", "params": {...},
+              "state": {"edges": {"$array": [1.0, 2.0]}}}],   # or {"$npz": "1.edges"} on disk
+     "passthrough": ["income"], "exclude": ["label"]}
+
+Loading builds ops from their registered names and plain values: it never executes stored code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from kiln.errors import DataError, NotFittedError
+from kiln.transform._ops import OPS, Block, Context, FloatArray, Op, State
+
+__all__ = [
+    "FORMAT",
+    "FeatureMatrix",
+    "FittedTransform",
+    "TransformGraph",
+    "TransformWarning",
+]
+
+FORMAT = "kiln.transform"
+FORMAT_VERSION = 1
+
+
+class TransformWarning(UserWarning):
+    """Something a transform dropped or ignored (a constant column, a column no op uses)."""
+
+
+@dataclass
+class FeatureMatrix:
+    """What a trainer consumes: ``X`` (float64, rows x features) and, per feature, its readable
+    name (``"age"``, ``"city=Paris"``), its input column (``source``), and which features hold
+    integer category codes (``categorical``, for trees' native categoricals)."""
+
+    X: FloatArray
+    names: list[str]
+    categorical: list[int]
+    source: list[str]
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return False
+    return bool(
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_boolean(t)
+    )
+
+
+class TransformGraph:
+    """Ops to fit, in order. ``exclude`` names columns never passed through (the label)."""
+
+    def __init__(
+        self, ops: Sequence[Op], *, exclude: Sequence[str] = (), passthrough: bool = True
+    ) -> None:
+        for op in ops:
+            if not isinstance(op, Op):
+                raise DataError(f"not a transform op: {op!r}; build ops with kiln.transform's ops")
+        self.ops = list(ops)
+        self.exclude = list(exclude)
+        self.passthrough = passthrough
+
+    def __repr__(self) -> str:
+        return f"TransformGraph({self.ops!r}, exclude={self.exclude!r})"
+
+    def fit(self, table: pa.Table) -> FittedTransform:
+        """Run every analyzer over ``table`` (one full pass per op); return the fitted transform."""
+        if not isinstance(table, pa.Table):
+            raise DataError(f"a transform fits on an Arrow table, not {type(table).__name__}")
+        ctx = Context(table)
+        states: list[State] = []
+        for op in self.ops:
+            for name in op.inputs():
+                ctx.raw(name)  # a missing column fails before any work
+            state = op.fit(ctx)
+            states.append(state)
+            if op.rewrites:
+                op.apply(ctx, state)
+        named = {c for op in self.ops for c in op.inputs()} | set(self.exclude)
+        passthrough: list[str] = []
+        ignored: list[str] = []
+        for field in table.schema:
+            if field.name in named:
+                continue
+            if not self.passthrough:
+                continue  # asked for: only what the ops emit
+            if _is_numeric(field.type):
+                passthrough.append(field.name)
+            else:
+                ignored.append(field.name)
+        if ignored:
+            warnings.warn(
+                f"columns no transform op uses and that are not numeric are ignored: "
+                f"{', '.join(ignored)}; add an op (one_hot, label_encode, datetime_parts...) "
+                "to use them",
+                TransformWarning,
+                stacklevel=2,
+            )
+        fitted = FittedTransform(self.ops, states, passthrough, self.exclude)
+        self.fitted_ = fitted
+        return fitted
+
+    def transform(self, table: pa.Table) -> FeatureMatrix:
+        """The last ``fit``'s transform applied to ``table``."""
+        fitted = getattr(self, "fitted_", None)
+        if fitted is None:
+            raise NotFittedError(
+                "this TransformGraph is not fitted yet: call fit(table) before transform"
+            )
+        result: FeatureMatrix = fitted.transform(table)
+        return result
+
+
+class FittedTransform:
+    """A fitted transform graph: ``transform`` is the mapper half, vectorised."""
+
+    def __init__(
+        self,
+        ops: Sequence[Op],
+        states: Sequence[State],
+        passthrough: Sequence[str],
+        exclude: Sequence[str] = (),
+    ) -> None:
+        self.ops = list(ops)
+        self.states = list(states)
+        self.passthrough = list(passthrough)
+        self.exclude = list(exclude)
+        consumed = {c for op in self.ops if not op.rewrites for c in op.inputs()}
+        last_rewrite: dict[str, int] = {}
+        for i, op in enumerate(self.ops):
+            if op.rewrites:
+                last_rewrite[op.inputs()[0]] = i
+        self._emit_at = {i: c for c, i in last_rewrite.items() if c not in consumed}
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns ``transform`` needs, in first-use order."""
+        seen: dict[str, None] = {}
+        for op in self.ops:
+            for c in op.inputs():
+                seen[c] = None
+        for c in self.passthrough:
+            seen[c] = None
+        return list(seen)
+
+    def transform(self, table: pa.Table | pa.RecordBatch) -> FeatureMatrix:
+        """``X``, names, categorical codes and sources for ``table`` (a batch or a single row)."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if not isinstance(table, pa.Table):
+            raise DataError(f"a transform applies to an Arrow table, not {type(table).__name__}")
+        missing = [c for c in self.input_columns if c not in table.column_names]
+        if missing:
+            raise DataError(
+                f"column {missing[0]!r} is missing from the input; the transform needs "
+                f"{', '.join(repr(c) for c in missing)} (as in the training data)"
+            )
+        ctx = Context(table)
+        blocks: list[Block] = []
+        seen: set[str] = set()
+        for i, (op, state) in enumerate(zip(self.ops, self.states, strict=True)):
+            if op.rewrites:
+                op.apply(ctx, state)
+                column = self._emit_at.get(i)
+                if column is not None:
+                    blocks.append(_single(ctx.numeric(column), column))
+            else:
+                block = op.apply(ctx, state)
+                assert block is not None
+                if any(n in seen for n in block.names):  # the same column through two ops
+                    block.names = [f"{op.kind}({n})" for n in block.names]
+                blocks.append(block)
+            seen.update(blocks[-1].names if blocks else ())
+        for column in self.passthrough:
+            blocks.append(_single(ctx.numeric(column), column))
+        # column-major: each block's columns are copied contiguously (a row-major hstack of a
+        # million rows is several times slower); trainers (numpy, LightGBM, torch) take either
+        X = np.empty((table.num_rows, sum(b.X.shape[1] for b in blocks)), order="F")
+        at = 0
+        for b in blocks:
+            X[:, at : at + b.X.shape[1]] = b.X
+            at += b.X.shape[1]
+        names = [n for b in blocks for n in b.names]
+        source = [s for b in blocks for s in b.source]
+        flags = [f for b in blocks for f in b.categorical]
+        categorical = [i for i, f in enumerate(flags) if f]
+        return FeatureMatrix(X, names, categorical, source)
+
+    # -- serialisation ----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The fitted graph as JSON-able values, arrays inline."""
+        return self._encode(lambda key, arr: {"$array": [_num(v) for v in arr.tolist()]})
+
+    def save(self, folder: Path | str) -> None:
+        """Write ``transform.json`` and ``arrays.npz`` into ``folder`` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, FloatArray] = {}
+
+        def put(key: str, arr: FloatArray) -> dict[str, Any]:
+            arrays[key] = np.asarray(arr, dtype=np.float64)
+            return {"$npz": key}
+
+        body = self._encode(put)
+        with open(folder / "arrays.npz", "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+        (folder / "transform.json").write_text(
+            json.dumps(body, indent=1, allow_nan=False), encoding="utf-8"
+        )
+
+    def _encode(self, array: Any) -> dict[str, Any]:
+        ops = []
+        for i, (op, state) in enumerate(zip(self.ops, self.states, strict=True)):
+            params = {f.name: _plain(getattr(op, f.name)) for f in fields(op)}
+            encoded: dict[str, Any] = {}
+            for key, value in state.items():
+                if isinstance(value, np.ndarray):
+                    encoded[key] = array(f"{i}.{key}", value)
+                else:
+                    encoded[key] = _plain(value)
+            ops.append({"op": op.kind, "params": params, "state": encoded})
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "ops": ops,
+            "passthrough": list(self.passthrough),
+            "exclude": list(self.exclude),
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, source: str = "transform") -> FittedTransform:
+        return cls._decode(body, {}, source)
+
+    @classmethod
+    def load(cls, folder: Path | str) -> FittedTransform:
+        folder = Path(folder)
+        try:
+            body = json.loads((folder / "transform.json").read_text(encoding="utf-8"))
+            arrays: dict[str, FloatArray] = {}
+            npz = folder / "arrays.npz"
+            if npz.exists():
+                with np.load(npz, allow_pickle=False) as data:
+                    arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files}
+        except (OSError, ValueError) as e:
+            raise DataError(f"{folder}: cannot read the saved transform ({e})") from e
+        return cls._decode(body, arrays, str(folder / "transform.json"))
+
+    @classmethod
+    def _decode(
+        cls, body: dict[str, Any], arrays: dict[str, FloatArray], source: str
+    ) -> FittedTransform:
+        try:
+            if body.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} document (format: {body.get('format')!r})")
+            if int(body.get("version", 0)) > FORMAT_VERSION:
+                raise ValueError(
+                    f"format version {body['version']} is newer than this Kiln reads "
+                    f"({FORMAT_VERSION}); upgrade Kiln"
+                )
+            ops: list[Op] = []
+            states: list[State] = []
+            for entry in body["ops"]:
+                kind = entry["op"]
+                if kind not in OPS:
+                    raise ValueError(f"unknown op {kind!r}")
+                params = {k: _tuples(v) for k, v in entry["params"].items()}
+                ops.append(OPS[kind](**params))
+                state: State = {}
+                for key, value in entry["state"].items():
+                    if isinstance(value, dict) and "$array" in value:
+                        state[key] = np.asarray(
+                            [math.nan if v is None else v for v in value["$array"]],
+                            dtype=np.float64,
+                        )
+                    elif isinstance(value, dict) and "$npz" in value:
+                        state[key] = arrays[value["$npz"]]
+                    else:
+                        state[key] = value
+                states.append(state)
+            return cls(ops, states, list(body["passthrough"]), list(body.get("exclude", [])))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DataError(f"{source}: not a valid Kiln transform: {e}") from e
+
+
+def _single(values: FloatArray, name: str) -> Block:
+    return Block(values.reshape(-1, 1), [name], [name], [False])
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return _num(v.item())
+    return _num(v)
+
+
+def _tuples(v: Any) -> Any:
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
