@@ -15,8 +15,39 @@ if TYPE_CHECKING:
         register_trainer,
         trainers,
     )
+    from kiln.train._custom import custom_trainer
+    from kiln.train._kmeans import KMeansTrainer
+    from kiln.train._linear import LinearRegTrainer, LogisticRegTrainer
+    from kiln.train._pca import PCATrainer
+    from kiln.train._trees import (
+        BoostedTreeClassifier,
+        BoostedTreeRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
 
 __all__ = ["IterationInfo", "Task", "Trainer", "get_trainer", "register_trainer", "trainers"]
 
 _EXPORTS = {name: "kiln.train._contract" for name in __all__}
+_EXPORTS |= {
+    "BoostedTreeClassifier": "kiln.train._trees",
+    "BoostedTreeRegressor": "kiln.train._trees",
+    "RandomForestClassifier": "kiln.train._trees",
+    "RandomForestRegressor": "kiln.train._trees",
+    "custom_trainer": "kiln.train._custom",
+}
+__all__ += [
+    "BoostedTreeClassifier",
+    "BoostedTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "custom_trainer",
+]
+_EXPORTS |= {
+    "LinearRegTrainer": "kiln.train._linear",
+    "LogisticRegTrainer": "kiln.train._linear",
+    "KMeansTrainer": "kiln.train._kmeans",
+    "PCATrainer": "kiln.train._pca",
+}
+__all__ += ["KMeansTrainer", "LinearRegTrainer", "LogisticRegTrainer", "PCATrainer"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

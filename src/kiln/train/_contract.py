@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,6 +101,25 @@ class Trainer(abc.ABC):
 
 _TRAINERS: dict[str, type[Trainer]] = {}
 
+# Modules whose import registers the built-in trainers; imported on the first lookup so that
+# ``import kiln.train`` stays light (no LightGBM until a trainer is asked for).
+_BUILTIN_MODULES: list[str] = [
+    "kiln.train._linear",
+    "kiln.train._kmeans",
+    "kiln.train._pca",
+    "kiln.train._trees",
+]
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    _builtins_loaded = True
+
 
 def register_trainer(cls: type[Trainer]) -> type[Trainer]:
     """Class decorator: make a trainer available by its ``model_type`` (the DIY option too)."""
@@ -112,6 +132,7 @@ def register_trainer(cls: type[Trainer]) -> type[Trainer]:
 
 
 def get_trainer(model_type: str) -> type[Trainer]:
+    _load_builtins()
     try:
         return _TRAINERS[model_type.lower()]
     except KeyError:
@@ -120,4 +141,5 @@ def get_trainer(model_type: str) -> type[Trainer]:
 
 
 def trainers() -> dict[str, type[Trainer]]:
+    _load_builtins()
     return dict(_TRAINERS)

@@ -1,0 +1,142 @@
+"""Checks shared by the built-in trainers: settings and input arrays, each failure a
+:class:`~kiln.errors.TrainingError` that names the option (or array) and what to do."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kiln.errors import TrainingError
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_labels",
+    "check_matrix",
+    "check_number",
+    "check_rows",
+    "elapsed_ms",
+]
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+
+def check_choice(model_type: str, option: str, value: object, allowed: Sequence[str]) -> str:
+    """``value`` upper-cased if it is one of ``allowed`` (BigQuery ML's spelling), else raise."""
+    if isinstance(value, str) and value.upper() in allowed:
+        return value.upper()
+    raise TrainingError(
+        f"{model_type}: {option}={value!r} is not supported; use one of {', '.join(allowed)}"
+    )
+
+
+def check_number(
+    model_type: str,
+    option: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    integer: bool = False,
+) -> float:
+    """``value`` as a float if it is a finite number within bounds, else raise naming the option."""
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int | np.integer) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type:
+        raise TrainingError(f"{model_type}: {option} must be {kind}, got {value!r}")
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise TrainingError(f"{model_type}: {option} must be finite, got {value!r}")
+    if minimum is not None and (number <= minimum if exclusive_minimum else number < minimum):
+        bound = f"> {minimum:g}" if exclusive_minimum else f">= {minimum:g}"
+        raise TrainingError(f"{model_type}: {option} must be {bound}, got {value!r}")
+    if maximum is not None and (number >= maximum if exclusive_maximum else number > maximum):
+        bound = f"< {maximum:g}" if exclusive_maximum else f"<= {maximum:g}"
+        raise TrainingError(f"{model_type}: {option} must be {bound}, got {value!r}")
+    return number
+
+
+def check_matrix(
+    model_type: str, X: object, name: str = "X", n_features: int | None = None
+) -> Array:
+    """``X`` as a float64 rows x features matrix without NaN or infinity."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(
+            f"{model_type}: {name} must be numeric (transform categories first): {exc}"
+        ) from exc
+    if array.ndim != 2:
+        raise TrainingError(
+            f"{model_type}: {name} must be a 2-D matrix (rows x features), got {array.ndim}-D"
+        )
+    if array.shape[0] == 0:
+        raise TrainingError(f"{model_type}: {name} has no rows")
+    if n_features is not None and array.shape[1] != n_features:
+        raise TrainingError(
+            f"{model_type}: {name} has {array.shape[1]} features; the model was fitted on"
+            f" {n_features}"
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        rows = int(bad.any(axis=1).sum())
+        first = int(np.argwhere(bad)[0][0])
+        raise TrainingError(
+            f"{model_type}: {name} has NaN or infinite values in {rows} row(s)"
+            f" (first: row {first}); impute or drop them before training"
+        )
+    return array
+
+
+def check_rows(model_type: str, X: Array, y: Array, names: tuple[str, str] = ("X", "y")) -> None:
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise TrainingError(
+            f"{model_type}: {names[1]} must be 1-D with one value per row of {names[0]}"
+            f" ({X.shape[0]} rows), got shape {y.shape}"
+        )
+
+
+def _missing(y: Array) -> Array:
+    if y.dtype.kind == "f":
+        return np.isnan(y)
+    if y.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in y])
+    return np.zeros(y.shape, dtype=bool)
+
+
+def check_labels(model_type: str, y: object, name: str = "y", numeric: bool = False) -> Array:
+    """``y`` as a 1-D array without missing values (float64 when ``numeric``)."""
+    array = np.asarray(y)
+    if array.ndim != 1:
+        raise TrainingError(f"{model_type}: {name} must be 1-D, got shape {array.shape}")
+    missing = _missing(array)
+    if missing.any():
+        raise TrainingError(
+            f"{model_type}: {name} has {int(missing.sum())} missing (NaN/None) label(s)"
+            f" (first: row {int(np.argmax(missing))}); drop those rows before training"
+        )
+    if numeric:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"{model_type}: {name} must be numeric: {exc}") from exc
+        if not np.isfinite(array).all():
+            raise TrainingError(f"{model_type}: {name} has infinite values")
+    return array
+
+
+def check_bool(model_type: str, option: str, value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TrainingError(f"{model_type}: {option} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
+    return round((time.perf_counter() - started) * 1000)

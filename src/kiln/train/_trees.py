@@ -1,0 +1,642 @@
+"""Boosted trees and random forests on LightGBM, with BigQuery ML's option names and defaults.
+
+BigQuery ML trains these models with XGBoost; Kiln trains them with LightGBM. Each option keeps
+BigQuery ML's name (lower-cased) and default and is translated to LightGBM as follows:
+
+=========================  ==============================  ======================================
+option (BigQuery ML)       default (boosted / forest)      LightGBM parameter
+=========================  ==============================  ======================================
+``max_iterations``         20 / —                          ``num_iterations`` (boosting rounds)
+``num_parallel_tree``      1 / 100                         forest: ``num_iterations`` of
+                                                           ``boosting="rf"`` (one tree each);
+                                                           boosted: must be 1 (LightGBM grows one
+                                                           tree per round)
+``booster_type``           ``GBTREE`` / —                  ``boosting``: ``gbdt`` or ``dart``
+``dart_normalize_type``    ``TREE`` / —                    ``xgboost_dart_mode``: ``TREE`` → true
+                                                           (XGBoost's weighting), ``FOREST`` →
+                                                           false (LightGBM's 1/(k+1) weighting,
+                                                           the nearest to XGBoost's ``forest``)
+``dropout``                0.0 / —                         ``drop_rate`` (DART only)
+``learn_rate``             0.3 / —                         ``learning_rate``
+``max_tree_depth``         6 / 15                          ``max_depth``, and ``num_leaves`` =
+                                                           2 ** depth (XGBoost grows depth-wise;
+                                                           this lets a leaf-wise tree reach the
+                                                           same size), at most the row count
+``min_tree_child_weight``  1 / 1                           ``min_sum_hessian_in_leaf``, with
+                                                           ``min_data_in_leaf`` = 1 (XGBoost has
+                                                           no row minimum)
+``min_split_loss``         0.0 / 0.0                       ``min_gain_to_split``
+``l1_reg``                 0.0 / 0.0                       ``lambda_l1``
+``l2_reg``                 1.0 / 1.0                       ``lambda_l2``
+``subsample``              1.0 / 0.8                       ``bagging_fraction``, with
+                                                           ``bagging_freq`` = 1 when below 1
+``colsample_bytree``       1.0 / 1.0                       ``feature_fraction``
+``colsample_bylevel``      1.0 / 1.0                       multiplied into
+                                                           ``feature_fraction_bynode`` (leaf-wise
+                                                           trees have no levels)
+``colsample_bynode``       1.0 / 0.8                       ``feature_fraction_bynode``
+``tree_method``            ``AUTO``                        LightGBM always uses histograms:
+                                                           ``EXACT`` raises ``max_bin`` to 1023,
+                                                           the others keep 255
+``early_stop``             true                            a callback: stop after the first
+``min_rel_progress``       0.01                            round whose relative loss improvement
+                                                           is below ``min_rel_progress`` (on the
+                                                           eval set when given, else training)
+``auto_class_weights``     false                           row weights n / (k * n_class)
+``class_weights``          none                            row weights by label (``{label: w}``,
+                                                           labels as strings; unnamed ones 1.0)
+``enable_global_explain``  false                           kept for ``ML.GLOBAL_EXPLAIN``; gain
+                                                           importances and tree SHAP
+                                                           (:meth:`contributions`) are always on
+=========================  ==============================  ======================================
+
+Two settings are Kiln's own: ``num_threads`` (default **1**: LightGBM otherwise takes every core and
+slows down by 30-120x when another process is busy; raise it on a machine of your own) and
+``seed`` (default 0). Training is reproducible: ``deterministic`` and ``force_col_wise`` are on.
+
+A random forest is one BigQuery ML iteration of ``num_parallel_tree`` trees; Kiln grows it with
+LightGBM's ``rf`` mode one tree per LightGBM iteration and records one training-info row per tree
+(``learning_rate`` None). ``early_stop`` never stops a forest (as in BigQuery ML, where the forest
+is one iteration), and DART is never stopped early (dropping trees makes the loss non-monotone).
+
+Missing values (NaN) are routed natively; columns listed in ``categorical`` must hold
+non-negative integer codes and are split on as categories. The fitted model is LightGBM's text
+format (``model.txt``): loading it parses text and executes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+
+from kiln.errors import TrainingError
+from kiln.train._checks import check_choice, check_labels, check_number, check_rows
+from kiln.train._contract import IterationInfo, Trainer, register_trainer
+
+if TYPE_CHECKING:
+    import lightgbm
+
+__all__ = [
+    "BoostedTreeClassifier",
+    "BoostedTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+]
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+_MODEL_FILE = "model.txt"
+_MAX_LEAVES = 131072
+_TREE_METHODS = ("AUTO", "EXACT", "APPROX", "HIST")
+_BOOSTER_TYPES = ("GBTREE", "DART")
+_DART_NORMALIZE_TYPES = ("TREE", "FOREST")
+_CLASS_WEIGHT_OPTIONS = ("auto_class_weights", "class_weights")
+
+
+def _as_matrix(model_type: str, X: object, name: str, n_features: int | None = None) -> Array:
+    """``X`` as float64 rows x features; NaN is allowed (trees route it), infinity is not."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(
+            f"{model_type}: {name} must be numeric (encode categories as integer codes first):"
+            f" {exc}"
+        ) from exc
+    if array.ndim != 2:
+        raise TrainingError(
+            f"{model_type}: {name} must be a 2-D matrix (rows x features), got {array.ndim}-D"
+        )
+    if array.shape[0] == 0:
+        raise TrainingError(f"{model_type}: {name} has no rows")
+    if n_features is not None and array.shape[1] != n_features:
+        raise TrainingError(
+            f"{model_type}: {name} has {array.shape[1]} features; the model was fitted on"
+            f" {n_features}"
+        )
+    infinite = np.isinf(array)
+    if infinite.any():
+        row, column = (int(i) for i in np.argwhere(infinite)[0])
+        raise TrainingError(
+            f"{model_type}: {name} has infinite values (first: row {row}, column {column});"
+            " replace them (NaN is fine: trees treat it as missing)"
+        )
+    return array
+
+
+def _settings(local_variables: dict[str, Any]) -> dict[str, Any]:
+    """An ``__init__``'s keyword arguments, from its ``locals()``."""
+    return {k: v for k, v in local_variables.items() if k not in ("self", "__class__")}
+
+
+class _Recorder:
+    """LightGBM callback (after each iteration): one :class:`IterationInfo` per round, and
+    BigQuery ML's early stop on ``min_rel_progress``."""
+
+    order = 30
+    before_iteration = False
+
+    def __init__(self, *, learning_rate: float | None, min_rel_progress: float | None) -> None:
+        self.learning_rate = learning_rate
+        self.min_rel_progress = min_rel_progress
+        self.rows: list[IterationInfo] = []
+        self.started = time.perf_counter()
+
+    def start(self, env: Any) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, env: Any) -> None:
+        import lightgbm
+
+        duration_ms = round((time.perf_counter() - self.started) * 1000)
+        results = {str(r[0]): float(r[2]) for r in env.evaluation_result_list}
+        row = IterationInfo(
+            iteration=len(self.rows),
+            loss=results["train"],
+            eval_loss=results.get("eval"),
+            learning_rate=self.learning_rate,
+            duration_ms=duration_ms,
+        )
+        previous = self.rows[-1] if self.rows else None
+        self.rows.append(row)
+        if self.min_rel_progress is None or previous is None:
+            return
+        before = previous.eval_loss if row.eval_loss is not None else previous.loss
+        now = row.eval_loss if row.eval_loss is not None else row.loss
+        assert before is not None
+        assert now is not None
+        if before - now < self.min_rel_progress * abs(before):
+            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+
+class _Starter:
+    """LightGBM callback (before each iteration): starts the recorder's clock."""
+
+    order = 0
+    before_iteration = True
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, env: Any) -> None:
+        self.recorder.start(env)
+
+
+class _LightGBMTrees(Trainer):
+    """Shared fit/predict/save of the four tree trainers; subclasses set the options."""
+
+    booster_: lightgbm.Booster
+    n_features_in_: int
+    feature_importance_: Array
+    classes_: Array
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._params = self._validate(settings)
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _validate(self, s: dict[str, Any]) -> dict[str, Any]:
+        mt = self.model_type
+        out = dict(s)
+        for option in ("colsample_bytree", "colsample_bylevel", "colsample_bynode", "subsample"):
+            out[option] = check_number(
+                mt, option, s[option], minimum=0.0, maximum=1.0, exclusive_minimum=True
+            )
+        for option in ("l1_reg", "l2_reg", "min_split_loss", "min_tree_child_weight"):
+            out[option] = check_number(mt, option, s[option], minimum=0.0)
+        out["max_tree_depth"] = int(
+            check_number(
+                mt, "max_tree_depth", s["max_tree_depth"], minimum=1, maximum=20, integer=True
+            )
+        )
+        out["num_threads"] = int(
+            check_number(mt, "num_threads", s["num_threads"], minimum=1, integer=True)
+        )
+        out["seed"] = int(check_number(mt, "seed", s["seed"], minimum=0, integer=True))
+        out["min_rel_progress"] = check_number(
+            mt, "min_rel_progress", s["min_rel_progress"], minimum=0.0
+        )
+        out["tree_method"] = check_choice(mt, "tree_method", s["tree_method"], _TREE_METHODS)
+        for option in ("early_stop", "enable_global_explain", "auto_class_weights"):
+            if not isinstance(s[option], bool):
+                raise TrainingError(f"{mt}: {option} must be true or false, got {s[option]!r}")
+        out["class_weights"] = self._validate_class_weights(s["class_weights"])
+        if self.task != "classification" and (s["auto_class_weights"] or s["class_weights"]):
+            raise TrainingError(
+                f"{mt}: auto_class_weights and class_weights apply to classifiers only"
+            )
+        if s["auto_class_weights"] and s["class_weights"]:
+            raise TrainingError(f"{mt}: set auto_class_weights or class_weights, not both")
+        return out
+
+    def _validate_class_weights(self, value: object) -> dict[str, float] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise TrainingError(
+                f"{self.model_type}: class_weights must be a mapping {{label: weight}},"
+                f" got {value!r}"
+            )
+        return {
+            str(label): check_number(
+                self.model_type, f"class_weights[{label!r}]", weight, minimum=0.0
+            )
+            for label, weight in value.items()
+        }
+
+    def get_params(self) -> dict[str, Any]:
+        params = dict(self._params)
+        if self.task != "classification":
+            for option in _CLASS_WEIGHT_OPTIONS:
+                params.pop(option, None)
+        return params
+
+    def _common_lightgbm_params(self, n_rows: int) -> dict[str, Any]:
+        p = self._params
+        depth = p["max_tree_depth"]
+        return {
+            "verbosity": -1,
+            "num_threads": p["num_threads"],
+            "deterministic": True,
+            "force_col_wise": True,
+            "seed": p["seed"],
+            "max_depth": depth,
+            "num_leaves": max(2, min(2**depth, _MAX_LEAVES, n_rows)),
+            "min_data_in_leaf": 1,
+            "min_sum_hessian_in_leaf": p["min_tree_child_weight"],
+            "min_gain_to_split": p["min_split_loss"],
+            "lambda_l1": p["l1_reg"],
+            "lambda_l2": p["l2_reg"],
+            "feature_fraction": p["colsample_bytree"],
+            "feature_fraction_bynode": p["colsample_bylevel"] * p["colsample_bynode"],
+            "bagging_fraction": p["subsample"],
+            "bagging_freq": 1 if p["subsample"] < 1.0 else 0,
+            "max_bin": 1023 if p["tree_method"] == "EXACT" else 255,
+        }
+
+    def _family_params(self, n_rows: int) -> tuple[dict[str, Any], int, float | None, bool]:
+        """LightGBM parameters of the family, rounds, learning rate to record, early stop."""
+        raise NotImplementedError
+
+    # -- fit --------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Array,
+        y: Array | None = None,
+        *,
+        X_eval: Array | None = None,
+        y_eval: Array | None = None,
+        sample_weight: Array | None = None,
+        categorical: Sequence[int] = (),
+    ) -> Self:
+        import lightgbm
+
+        mt = self.model_type
+        for learned in ("booster_", "classes_", "n_features_in_", "feature_importance_"):
+            self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
+        X = _as_matrix(mt, X, "X")
+        if y is None:
+            raise TrainingError(f"{mt}: fit needs labels y")
+        target = self._encode_target(y, "y", fitting=True)
+        check_rows(mt, X, target)
+        weight = self._row_weights(X, target, sample_weight)
+        columns = self._check_categorical(categorical, X.shape[1])
+
+        params, rounds, learning_rate, early_stop = self._family_params(X.shape[0])
+        params.update(self._objective())
+        train = lightgbm.Dataset(
+            X, target, weight=weight, categorical_feature=columns or "auto", free_raw_data=True
+        )
+        valid_sets, valid_names = [train], ["train"]
+        if (X_eval is None) != (y_eval is None):
+            raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
+        if X_eval is not None and y_eval is not None:
+            X_eval = _as_matrix(mt, X_eval, "X_eval", n_features=X.shape[1])
+            target_eval = self._encode_target(y_eval, "y_eval", fitting=False)
+            check_rows(mt, X_eval, target_eval, ("X_eval", "y_eval"))
+            valid_sets.append(lightgbm.Dataset(X_eval, target_eval, reference=train))
+            valid_names.append("eval")
+
+        recorder = _Recorder(
+            learning_rate=learning_rate,
+            min_rel_progress=self._params["min_rel_progress"] if early_stop else None,
+        )
+        try:
+            booster = lightgbm.train(
+                params,
+                train,
+                num_boost_round=rounds,
+                valid_sets=valid_sets,
+                valid_names=valid_names,
+                callbacks=[_Starter(recorder), recorder],
+            )
+        except lightgbm.basic.LightGBMError as exc:
+            raise TrainingError(f"{mt}: LightGBM refused to train: {exc}") from exc
+        self.booster_ = booster
+        self.n_features_in_ = X.shape[1]
+        self.training_info_ = recorder.rows
+        self.feature_importance_ = np.asarray(
+            booster.feature_importance(importance_type="gain"), dtype=np.float64
+        )
+        return self
+
+    def _objective(self) -> dict[str, Any]:
+        return {"objective": "regression", "metric": "l2"}
+
+    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
+        return check_labels(self.model_type, y, name, numeric=True)
+
+    def _row_weights(self, X: Array, target: Array, sample_weight: Array | None) -> Array | None:
+        if sample_weight is None:
+            return None
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        check_rows(self.model_type, X, weight, ("X", "sample_weight"))
+        if not np.isfinite(weight).all() or (weight < 0).any():
+            raise TrainingError(f"{self.model_type}: sample_weight must be finite and non-negative")
+        return weight
+
+    def _check_categorical(self, categorical: Sequence[int], n_features: int) -> list[int]:
+        columns = [int(c) for c in categorical]
+        bad = [c for c in columns if not 0 <= c < n_features]
+        if bad:
+            raise TrainingError(
+                f"{self.model_type}: categorical column(s) {bad} out of range for"
+                f" {n_features} features"
+            )
+        return columns
+
+    # -- predict ----------------------------------------------------------------------------
+
+    def _raw(self, X: Array, **kwargs: Any) -> Array:
+        self._check_fitted("booster_")
+        X = _as_matrix(self.model_type, X, "X", n_features=self.n_features_in_)
+        result = self.booster_.predict(
+            X, num_iteration=-1, num_threads=self._params["num_threads"], **kwargs
+        )
+        return np.asarray(result, dtype=np.float64)
+
+    def predict(self, X: Array) -> Array:
+        return self._raw(X)
+
+    def contributions(self, X: Array) -> Array:
+        """Tree SHAP values in raw-score space (log-odds for classifiers): rows x (features + 1),
+        the last column the expected value, each row summing to the raw prediction; for more than
+        two classes rows x classes x (features + 1)."""
+        values = self._raw(X, pred_contrib=True)
+        width = self.n_features_in_ + 1
+        if values.shape[1] == width:
+            return values
+        return values.reshape(values.shape[0], -1, width)
+
+    # -- save / load ------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        self._check_fitted("booster_")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / _MODEL_FILE).write_text(self.booster_.model_to_string(num_iteration=-1))
+        saved: dict[str, Any] = {
+            "model_type": self.model_type,
+            "params": self.get_params(),
+            "model_file": _MODEL_FILE,
+            "n_features": self.n_features_in_,
+            "training_info": [row.to_dict() for row in self.training_info_],
+        }
+        if self.task == "classification":
+            saved["classes"] = self.classes_.tolist()
+        return saved
+
+    @classmethod
+    def load(cls, folder: Path, saved: dict[str, Any]) -> Self:
+        import lightgbm
+
+        trainer = cls(**saved["params"])
+        path = Path(folder) / _MODEL_FILE
+        try:
+            booster = lightgbm.Booster(model_str=path.read_text())
+        except (OSError, lightgbm.basic.LightGBMError) as exc:
+            raise TrainingError(f"{cls.model_type}: cannot load {path}: {exc}") from exc
+        trainer.booster_ = booster
+        trainer.n_features_in_ = int(saved["n_features"])
+        trainer.training_info_ = [IterationInfo(**row) for row in saved["training_info"]]
+        trainer.feature_importance_ = np.asarray(
+            booster.feature_importance(importance_type="gain"), dtype=np.float64
+        )
+        if "classes" in saved:
+            trainer.classes_ = np.asarray(saved["classes"])
+        return trainer
+
+
+class _Classifier(_LightGBMTrees):
+    """Labels of any type (kept in ``classes_``), coded 0..k-1 for LightGBM."""
+
+    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
+        labels = check_labels(self.model_type, y, name)
+        if fitting:
+            try:
+                classes, codes = np.unique(labels, return_inverse=True)
+            except TypeError as exc:
+                raise TrainingError(
+                    f"{self.model_type}: {name} mixes label types that cannot be ordered: {exc}"
+                ) from exc
+            if len(classes) < 2:
+                raise TrainingError(
+                    f"{self.model_type}: {name} has a single class ({classes[0]!r}); a classifier"
+                    " needs at least two"
+                )
+            self.classes_ = classes
+            return codes.astype(np.float64)
+        index = {label: code for code, label in enumerate(self.classes_.tolist())}
+        unknown = sorted({str(v) for v in labels.tolist() if v not in index})
+        if unknown:
+            raise TrainingError(
+                f"{self.model_type}: {name} has label(s) not seen in y: {', '.join(unknown[:5])}"
+            )
+        return np.array([index[v] for v in labels.tolist()], dtype=np.float64)
+
+    def _objective(self) -> dict[str, Any]:
+        k = len(self.classes_)
+        if k == 2:
+            return {"objective": "binary", "metric": "binary_logloss"}
+        return {"objective": "multiclass", "num_class": k, "metric": "multi_logloss"}
+
+    def _row_weights(self, X: Array, target: Array, sample_weight: Array | None) -> Array | None:
+        weight = super()._row_weights(X, target, sample_weight)
+        codes = target.astype(np.int64)
+        k = len(self.classes_)
+        if self._params["auto_class_weights"]:
+            counts = np.bincount(codes, minlength=k).astype(np.float64)
+            per_class = len(codes) / (k * counts)
+        elif self._params["class_weights"]:
+            given = self._params["class_weights"]
+            names = [str(c) for c in self.classes_.tolist()]
+            unknown = sorted(set(given) - set(names))
+            if unknown:
+                raise TrainingError(
+                    f"{self.model_type}: class_weights names label(s) not in y: {unknown};"
+                    f" labels are {names}"
+                )
+            per_class = np.array([given.get(name, 1.0) for name in names])
+        else:
+            return weight
+        by_row = per_class[codes]
+        return by_row if weight is None else weight * by_row
+
+    def predict_proba(self, X: Array) -> Array:
+        """Class probabilities, rows x classes, columns in ``classes_`` order."""
+        p = self._raw(X)
+        if p.ndim == 1:
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def predict(self, X: Array) -> Array:
+        """Labels (as in ``y``): the most probable class of each row."""
+        proba = self.predict_proba(X)
+        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+
+
+class _BoostedTrees(_LightGBMTrees):
+    def __init__(
+        self,
+        *,
+        max_iterations: int = 20,
+        learn_rate: float = 0.3,
+        booster_type: str = "GBTREE",
+        dart_normalize_type: str = "TREE",
+        dropout: float = 0.0,
+        num_parallel_tree: int = 1,
+        max_tree_depth: int = 6,
+        min_tree_child_weight: float = 1,
+        min_split_loss: float = 0.0,
+        l1_reg: float = 0.0,
+        l2_reg: float = 1.0,
+        subsample: float = 1.0,
+        colsample_bytree: float = 1.0,
+        colsample_bylevel: float = 1.0,
+        colsample_bynode: float = 1.0,
+        tree_method: str = "AUTO",
+        early_stop: bool = True,
+        min_rel_progress: float = 0.01,
+        auto_class_weights: bool = False,
+        class_weights: Mapping[str, float] | None = None,
+        enable_global_explain: bool = False,
+        num_threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(_settings(locals()))
+
+    def _validate(self, s: dict[str, Any]) -> dict[str, Any]:
+        out = super()._validate(s)
+        mt = self.model_type
+        out["max_iterations"] = int(
+            check_number(mt, "max_iterations", s["max_iterations"], minimum=1, integer=True)
+        )
+        out["learn_rate"] = check_number(
+            mt, "learn_rate", s["learn_rate"], minimum=0.0, exclusive_minimum=True
+        )
+        out["booster_type"] = check_choice(mt, "booster_type", s["booster_type"], _BOOSTER_TYPES)
+        out["dart_normalize_type"] = check_choice(
+            mt, "dart_normalize_type", s["dart_normalize_type"], _DART_NORMALIZE_TYPES
+        )
+        out["dropout"] = check_number(mt, "dropout", s["dropout"], minimum=0.0, maximum=1.0)
+        out["num_parallel_tree"] = int(
+            check_number(mt, "num_parallel_tree", s["num_parallel_tree"], minimum=1, integer=True)
+        )
+        if out["num_parallel_tree"] != 1:
+            raise TrainingError(
+                f"{mt}: num_parallel_tree={s['num_parallel_tree']} (a boosted random forest) is not"
+                " supported by the LightGBM backend; use 1, or a random_forest model"
+            )
+        return out
+
+    def _family_params(self, n_rows: int) -> tuple[dict[str, Any], int, float | None, bool]:
+        p = self._params
+        params = self._common_lightgbm_params(n_rows)
+        params["learning_rate"] = p["learn_rate"]
+        dart = p["booster_type"] == "DART"
+        params["boosting"] = "dart" if dart else "gbdt"
+        if dart:
+            params["drop_rate"] = p["dropout"]
+            params["xgboost_dart_mode"] = p["dart_normalize_type"] == "TREE"
+            params["drop_seed"] = p["seed"]
+        return params, p["max_iterations"], p["learn_rate"], p["early_stop"] and not dart
+
+
+class _RandomForest(_LightGBMTrees):
+    def __init__(
+        self,
+        *,
+        num_parallel_tree: int = 100,
+        max_tree_depth: int = 15,
+        min_tree_child_weight: float = 1,
+        min_split_loss: float = 0.0,
+        l1_reg: float = 0.0,
+        l2_reg: float = 1.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 1.0,
+        colsample_bylevel: float = 1.0,
+        colsample_bynode: float = 0.8,
+        tree_method: str = "AUTO",
+        early_stop: bool = True,
+        min_rel_progress: float = 0.01,
+        auto_class_weights: bool = False,
+        class_weights: Mapping[str, float] | None = None,
+        enable_global_explain: bool = False,
+        num_threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(_settings(locals()))
+
+    def _validate(self, s: dict[str, Any]) -> dict[str, Any]:
+        out = super()._validate(s)
+        mt = self.model_type
+        out["num_parallel_tree"] = int(
+            check_number(mt, "num_parallel_tree", s["num_parallel_tree"], minimum=2, integer=True)
+        )
+        if out["subsample"] >= 1.0 and out["colsample_bytree"] >= 1.0:
+            raise TrainingError(
+                f"{mt}: a random forest needs subsample < 1 or colsample_bytree < 1"
+                " (each tree must see a different sample)"
+            )
+        return out
+
+    def _family_params(self, n_rows: int) -> tuple[dict[str, Any], int, float | None, bool]:
+        params = self._common_lightgbm_params(n_rows)
+        params["boosting"] = "rf"
+        return params, self._params["num_parallel_tree"], None, False
+
+
+@register_trainer
+class BoostedTreeClassifier(_Classifier, _BoostedTrees):
+    """``boosted_tree_classifier``: gradient-boosted trees (LightGBM ``gbdt`` or ``dart``)."""
+
+    model_type = "boosted_tree_classifier"
+    task = "classification"
+
+
+@register_trainer
+class BoostedTreeRegressor(_BoostedTrees):
+    """``boosted_tree_regressor``: gradient-boosted trees on squared error."""
+
+    model_type = "boosted_tree_regressor"
+    task = "regression"
+
+
+@register_trainer
+class RandomForestClassifier(_Classifier, _RandomForest):
+    """``random_forest_classifier``: bagged trees averaged (LightGBM ``rf``)."""
+
+    model_type = "random_forest_classifier"
+    task = "classification"
+
+
+@register_trainer
+class RandomForestRegressor(_RandomForest):
+    """``random_forest_regressor``: bagged trees averaged (LightGBM ``rf``) on squared error."""
+
+    model_type = "random_forest_regressor"
+    task = "regression"
