@@ -10,7 +10,8 @@ import pytest
 
 from kiln.artifacts import Artifact, Metrics, Report, Table
 from kiln.orchestration import LocalRunner
-from kiln.testing import check_artifact_type, check_runner
+from kiln.testing import check_artifact_type, check_runner, check_trainer
+from kiln.train import get_trainer, trainers
 from kiln.workspace import Workspace
 
 
@@ -85,3 +86,28 @@ def test_local_runner_conforms_on_an_fsspec_artifact_root(
     assert not ws.artifacts.is_local
     check_runner(LocalRunner(workers), ws)
     ws.close()
+
+
+def _data(task: str) -> tuple[Any, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    if task == "regression":
+        return X, X @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(scale=0.1, size=300)
+    if task == "classification":
+        return X, np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    return X, None
+
+
+def _settings(model_type: str) -> dict[str, Any]:
+    return {"kmeans": {"num_clusters": 3}, "pca": {"num_principal_components": 2}}.get(
+        model_type, {}
+    )
+
+
+@pytest.mark.parametrize("model_type", sorted(trainers()))
+def test_every_builtin_trainer_conforms(model_type: str) -> None:
+    cls = get_trainer(model_type)
+    X, y = _data(cls.task)
+    check_trainer(cls(**_settings(model_type)), X, y)

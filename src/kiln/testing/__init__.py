@@ -5,12 +5,13 @@ that a new type or runner (Kiln's own, or a plug-in's) is held to the same contr
 
     check_artifact_type(Table, pyarrow.table({"x": [1, 2]}))
     check_runner(LocalRunner(workers=2), workspace)
+    check_trainer(get_trainer("linear_reg")(), X, y)
 
 Each check raises ``AssertionError`` naming the rule that was broken.
 """
 
 from __future__ import annotations
 
-from kiln.testing._conformance import check_artifact_type, check_runner
+from kiln.testing._conformance import check_artifact_type, check_runner, check_trainer
 
-__all__ = ["check_artifact_type", "check_runner"]
+__all__ = ["check_artifact_type", "check_runner", "check_trainer"]

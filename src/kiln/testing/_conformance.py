@@ -10,11 +10,13 @@ from typing import Any
 
 from kiln import metadata as md
 from kiln.artifacts import MANIFEST, Artifact, artifact_class, fingerprint
+from kiln.errors import NotFittedError
 from kiln.orchestration import Runner, run
 from kiln.testing import _pipelines
+from kiln.train import Trainer
 from kiln.workspace import Workspace
 
-__all__ = ["check_artifact_type", "check_runner"]
+__all__ = ["check_artifact_type", "check_runner", "check_trainer"]
 
 
 def _require(condition: object, message: str) -> None:
@@ -150,4 +152,46 @@ def check_runner(runner: Runner, workspace: Workspace) -> None:
     _require(
         resumed.steps["square"].state == resumed.steps["combine"].state == "COMPLETE",
         f"{kind}: the resumed run must run the fixed step and its downstream",
+    )
+
+
+def check_trainer(trainer: Trainer, X: Any, y: Any = None) -> None:
+    """A trainer's contract, checked on one dataset (``X`` float64, ``y`` for supervised tasks).
+
+    - predicting before ``fit`` raises NotFittedError naming ``fit``;
+    - ``fit`` returns the trainer itself; ``get_params`` is JSON;
+    - ``save`` writes only plain files and returns JSON, and ``load`` gives a trainer that
+      predicts exactly the same; nothing in the folder is a pickle;
+    - an iterative trainer's ``training_info_`` has one row per iteration, numbered from 0.
+    """
+    import numpy as np
+
+    kind = type(trainer).__name__
+    try:
+        trainer.predict(X)
+    except NotFittedError as e:
+        _require("fit" in str(e), f"{kind}: the not-fitted error must say to call fit: {e}")
+    else:
+        raise AssertionError(f"{kind}: predict before fit must raise NotFittedError")
+    _require(trainer.fit(X, y) is trainer, f"{kind}: fit must return the trainer itself")
+    json.dumps(trainer.get_params())
+    before = np.asarray(trainer.predict(X))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        saved = trainer.save(folder)
+        json.dumps(saved)
+        for path in folder.rglob("*"):
+            if path.is_file():
+                head = path.read_bytes()[:2]
+                _require(head != b"\x80\x04" and head != b"\x80\x05", f"{kind}: {path} is a pickle")
+        loaded = type(trainer).load(folder, saved)
+        after = np.asarray(loaded.predict(X))
+    _require(
+        before.shape == after.shape and bool(np.all(before == after)),
+        f"{kind}: a saved and loaded trainer must predict exactly the same",
+    )
+    info = getattr(trainer, "training_info_", [])
+    _require(
+        [row.iteration for row in info] == list(range(len(info))),
+        f"{kind}: training_info_ rows must be numbered 0, 1, 2…",
     )

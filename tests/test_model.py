@@ -1,0 +1,138 @@
+"""The model artifact: every family through Model.fit -> save -> load -> predict, on the penguins,
+and the bad inputs the issue lists (tampering, newer format, missing/extra/wrong columns)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+
+from kiln.errors import DataError, TrainingError
+from kiln.model import Model, ModelFormatError
+
+FAMILIES: list[tuple[str, str | None, dict[str, Any], list[str]]] = [
+    ("linear_reg", "body_mass_g", {}, ["predicted_body_mass_g"]),
+    ("logistic_reg", "species", {}, ["predicted_species", "predicted_species_probs"]),
+    ("boosted_tree_classifier", "species", {}, ["predicted_species", "predicted_species_probs"]),
+    ("boosted_tree_regressor", "body_mass_g", {}, ["predicted_body_mass_g"]),
+    ("random_forest_classifier", "sex", {}, ["predicted_sex", "predicted_sex_probs"]),
+    ("random_forest_regressor", "body_mass_g", {}, ["predicted_body_mass_g"]),
+    ("kmeans", None, {"num_clusters": 3}, ["centroid_id", "nearest_centroids_distance"]),
+    (
+        "pca",
+        None,
+        {"num_principal_components": 2},
+        ["principal_component_1", "principal_component_2"],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    import importlib.resources
+
+    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    with src.open("rb") as f:
+        t = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(null_values=["NA"]))
+    return t.filter(pc.and_(pc.is_valid(t["body_mass_g"]), pc.is_valid(t["sex"])))
+
+
+def _fit(table: pa.Table, model_type: str, label: str | None, settings: dict[str, Any]) -> Model:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the constant-column notice
+        return Model.fit(table, model_type=model_type, label=label, settings=settings)
+
+
+@pytest.mark.parametrize(("model_type", "label", "settings", "columns"), FAMILIES)
+def test_every_family_round_trips_through_the_folder(
+    tmp_path: Path,
+    table: pa.Table,
+    model_type: str,
+    label: str | None,
+    settings: dict[str, Any],
+    columns: list[str],
+) -> None:
+    model = _fit(table, model_type, label, settings)
+    folder = model.save(tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == "kiln.model"
+    assert manifest["model_type"] == model_type
+    assert {c["name"] for c in manifest["signature"]} >= {"bill_length_mm", "island"}
+    loaded = Model.load(folder)
+    before, after = model.predict(table), loaded.predict(table)
+    assert before.column_names == columns
+    assert before.equals(after)
+    assert before.num_rows == table.num_rows
+    # no staging folder left beside the model
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_predictions_are_sensible(table: pa.Table) -> None:
+    classifier = _fit(table, "logistic_reg", "species", {})
+    predicted = classifier.predict(table)["predicted_species"].to_pylist()
+    accuracy = sum(p == t for p, t in zip(predicted, table["species"].to_pylist(), strict=True))
+    assert accuracy / table.num_rows > 0.95
+    probs = classifier.predict(table.slice(0, 1))["predicted_species_probs"].to_pylist()[0]
+    assert {p["label"] for p in probs} == {"Adelie", "Chinstrap", "Gentoo"}
+    assert sum(p["prob"] for p in probs) == pytest.approx(1.0)
+    regressor = _fit(table, "linear_reg", "body_mass_g", {})
+    errors = pc.subtract(regressor.predict(table)["predicted_body_mass_g"], table["body_mass_g"])
+    rmse = pc.sqrt(pc.mean(pc.multiply(errors, errors))).as_py()
+    assert rmse < 400  # body mass std dev is about 800 g
+
+
+def test_predict_checks_its_input(table: pa.Table) -> None:
+    model = _fit(table, "linear_reg", "body_mass_g", {})
+    with pytest.raises(DataError, match="missing column 'flipper_length_mm'"):
+        model.predict(table.drop_columns(["flipper_length_mm"]))
+    extra = table.append_column("unused", pa.array(["x"] * table.num_rows))
+    assert model.predict(extra).equals(model.predict(table))  # extra columns are ignored
+    wrong = table.set_column(
+        table.column_names.index("bill_length_mm"),
+        "bill_length_mm",
+        pa.array(["long"] * table.num_rows),
+    )
+    with pytest.raises(DataError, match="bill_length_mm"):
+        model.predict(wrong)
+
+
+def test_a_tampered_or_newer_model_is_refused(tmp_path: Path, table: pa.Table) -> None:
+    folder = _fit(table, "linear_reg", "body_mass_g", {}).save(tmp_path / "m")
+    estimator_file = next(p for p in (folder / "estimator").iterdir() if p.is_file())
+    original = estimator_file.read_bytes()
+    estimator_file.write_bytes(original + b"\0")
+    with pytest.raises(ModelFormatError, match="modified after it was saved"):
+        Model.load(folder)
+    estimator_file.write_bytes(original)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = 99
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="newer than this Kiln"):
+        Model.load(folder)
+    with pytest.raises(ModelFormatError, match="not a Kiln model"):
+        Model.load(tmp_path)
+
+
+def test_bad_training_input(tmp_path: Path, table: pa.Table) -> None:
+    with pytest.raises(TrainingError, match="label column 'price' is not in the data"):
+        Model.fit(table, model_type="linear_reg", label="price")
+    nulls = table.append_column("empty", pa.nulls(table.num_rows, pa.float64()))
+    with pytest.raises(TrainingError, match="'empty' is all null"):
+        Model.fit(nulls, model_type="linear_reg", label="empty")
+    adelie = table.filter(pc.equal(table["species"], "Adelie"))
+    with pytest.raises(TrainingError):
+        _fit(adelie, "logistic_reg", "species", {})  # a single class
+    with pytest.raises(TrainingError, match="unknown model_type"):
+        Model.fit(table, model_type="magic_reg", label="body_mass_g")
+    model = _fit(table, "linear_reg", "body_mass_g", {})
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    with pytest.raises(DataError, match="not empty"):
+        model.save(tmp_path / "full")
+    assert (tmp_path / "full" / "x").read_text() == "keep me"
