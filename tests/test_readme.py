@@ -18,7 +18,7 @@ def _blocks(language: str) -> list[str]:
 
 
 def test_the_readme_pipeline_runs_and_caches(tmp_path: Path) -> None:
-    (code,) = _blocks("python")
+    code = _blocks("python")[0]
     (tmp_path / "readme_pipeline.py").write_text(code)
     first = kiln("run", "readme_pipeline.py", "--explain-cache", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -53,3 +53,19 @@ def test_every_quickstart_command_runs(tmp_path: Path) -> None:
             proc = kiln("runs", "show", run_id.group(1), cwd=tmp_path)
         assert proc.returncode == 0, f"{command}:\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr
+
+
+def test_the_readme_training_example_runs(tmp_path: Path, penguins: Path) -> None:
+    import subprocess
+    import sys
+
+    code = _blocks("python")[1]
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code + "\nprint('ok')"],
+        cwd=penguins.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (penguins.parent / "species_model" / "manifest.json").is_file()
