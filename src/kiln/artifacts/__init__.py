@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kiln.artifacts._data import Anomalies, Dataset, Schema, Statistics
+from kiln.artifacts._model import Model, ModelEvaluation, TransformGraph
 from kiln.artifacts._store import ArtifactStore, check_uri, fingerprint
 from kiln.artifacts._types import (
     MANIFEST,
@@ -21,10 +22,13 @@ __all__ = [
     "ArtifactStore",
     "Dataset",
     "Metrics",
+    "Model",
+    "ModelEvaluation",
     "Report",
     "Schema",
     "Statistics",
     "Table",
+    "TransformGraph",
     "artifact_class",
     "artifact_classes",
     "check_uri",

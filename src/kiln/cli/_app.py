@@ -312,6 +312,80 @@ def validate(
     raise typer.Exit(code)
 
 
+@app.command("evaluate")
+@_handles_errors
+def evaluate_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder (Model.save's).")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the label.")],
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="A model folder to compare with, on the same rows."),
+    ] = None,
+    slice_by: Annotated[
+        list[str] | None, typer.Option("--slice", help="Also per value of this column; repeatable.")
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold", help="METRIC>=VALUE or METRIC<=VALUE, e.g. roc_auc>=0.9; repeatable."
+        ),
+    ] = None,
+    max_change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max-change",
+            help="METRIC=DELTA or METRIC=PCT%: how much worse than --baseline it may be "
+            "(0: no worse); repeatable.",
+        ),
+    ] = None,
+    check_slices: Annotated[
+        bool, typer.Option("--check-slices", help="Apply the thresholds to every slice too.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the metrics JSON.")] = None,
+    no_importance: Annotated[
+        bool,
+        typer.Option(
+            "--no-importance", help="Skip permutation importance (computed for --out and --html)."
+        ),
+    ] = False,
+) -> None:
+    """Evaluate a model on DATA. Exit 0: blessed (or no thresholds), 1: not blessed, 2: error."""
+    from kiln.cli._model import evaluate
+
+    code = evaluate(
+        model_dir,
+        data,
+        baseline=baseline,
+        slice_by=slice_by or [],
+        thresholds=threshold or [],
+        max_changes=max_change or [],
+        check_slices=check_slices,
+        html=html,
+        out=out,
+        importance=not no_importance and out is not None,
+        console=_console(),
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@_handles_errors
+def compare(
+    model_a: Annotated[Path, typer.Argument(help="Model folder A.")],
+    model_b: Annotated[Path, typer.Argument(help="Model folder B.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the label.")],
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Rows to show side by side.")] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the comparison JSON.")] = None,
+) -> None:
+    """Two models on the same rows: side by side, disagreements, metric difference and its test."""
+    from kiln.cli._model import compare as run_compare
+
+    run_compare(model_a, model_b, data, rows=rows, out=out, console=_console())
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

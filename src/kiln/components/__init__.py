@@ -1,5 +1,6 @@
 """The standard components, on the spine: data (ExampleGen, StatisticsGen, SchemaGen,
-ImportSchema, ExampleValidator); training, evaluation and pushing come with their issues."""
+ImportSchema, ExampleValidator); training (Transform, Trainer) and evaluation (Evaluator,
+EvaluatorWithBaseline); pushing comes with its issue."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ from kiln.components._data import (
     SchemaGen,
     StatisticsGen,
 )
+from kiln.components._training import (
+    Evaluator,
+    EvaluatorWithBaseline,
+    ModelNotBlessedError,
+    Trainer,
+    Transform,
+)
 
 __all__ = [
     "DataValidationError",
+    "Evaluator",
+    "EvaluatorWithBaseline",
     "ExampleGen",
     "ExampleValidator",
     "ImportSchema",
+    "ModelNotBlessedError",
     "SchemaGen",
     "StatisticsGen",
+    "Trainer",
+    "Transform",
 ]

@@ -28,9 +28,10 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -38,10 +39,12 @@ import pyarrow as pa
 from kiln._version import __version__
 from kiln.errors import DataError, TrainingError
 from kiln.train import Trainer, get_trainer
-from kiln.transform import FittedTransform, TransformGraph, auto_transform
-from kiln.transform._auto import Family
+from kiln.transform import FittedTransform, TransformGraph
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Model", "ModelFormatError"]
+if TYPE_CHECKING:
+    from kiln.transform._auto import Family
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "LeakageWarning", "Model", "ModelFormatError"]
 
 FORMAT = "kiln.model"
 FORMAT_VERSION = 1
@@ -65,9 +68,20 @@ class ModelFormatError(DataError):
     """A model folder that is not one, was edited after it was saved, or is from a newer Kiln."""
 
 
+class LeakageWarning(UserWarning):
+    """An input column that gives the label away: equal to it, or a one-to-one recoding of it."""
+
+
+# Not fingerprinted: the model's own manifest (which holds the fingerprint) and the marker the
+# artifact store adds when the folder is a Model artifact (kiln.artifacts.MANIFEST).
+_UNFINGERPRINTED = ("manifest.json", "kiln-artifact.json")
+
+
 def _fingerprint(folder: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"):
+    for path in sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name not in _UNFINGERPRINTED
+    ):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + digest.hexdigest()
@@ -104,10 +118,28 @@ class Model:
         settings: dict[str, Any] | None = None,
         transform: TransformGraph | None = None,
         eval_table: pa.Table | None = None,
+        fitted_transform: FittedTransform | None = None,
     ) -> Self:
-        """Fit the transform (BigQuery ML's automatic one unless given) and the trainer."""
+        """Fit the transform (BigQuery ML's automatic one unless given) and the trainer.
+
+        ``fitted_transform`` is a transform already fitted (by the pipeline's Transform step):
+        it is used as is, not refitted, and ``transform`` must then be left out.
+
+        Bad training data is one clear message, before anything is learned: fewer than 2 rows, a
+        missing or all-null label, a single class, an infinite feature value, or no feature left
+        after preprocessing raise; a constant or all-null column is dropped with a
+        ``TransformWarning``; an input column equal to the label (or, for a classifier, a
+        one-to-one recoding of it) is kept but warned about with a :class:`LeakageWarning`.
+        """
+        if transform is not None and fitted_transform is not None:
+            raise TrainingError("pass transform= (to fit) or fitted_transform= (fitted), not both")
         trainer_cls = get_trainer(model_type)
         supervised = trainer_cls.task in ("regression", "classification")
+        if table.num_rows < 2:
+            raise TrainingError(
+                f"{model_type}: the training data has {table.num_rows} row(s); at least 2 are "
+                "needed to learn anything"
+            )
         if supervised:
             if not label:
                 raise TrainingError(f"{model_type} needs a label column: pass label=")
@@ -118,12 +150,24 @@ class Model:
                 )
             if table[label].null_count == len(table):
                 raise TrainingError(f"label column {label!r} is all null: nothing to learn")
+            _warn_leakage(table, label, classification=trainer_cls.task == "classification")
         elif label and label in table.column_names:
             table = table.drop_columns([label])
         family = _FAMILY.get(model_type.lower(), "linear")
-        graph = transform or auto_transform(table, family, exclude=[label] if label else [])
-        fitted = graph.fit(table)
+        if fitted_transform is not None:
+            fitted = fitted_transform
+        else:
+            from kiln.transform import auto_transform  # (statistics: not on the load path)
+
+            graph = transform or auto_transform(table, family, exclude=[label] if label else [])
+            fitted = graph.fit(table)
         features = fitted.transform(table)
+        if features.X.shape[1] == 0:
+            raise TrainingError(
+                f"{model_type}: no usable feature is left after preprocessing (every input "
+                "column was dropped: all null, constant or of an unsupported type); add "
+                "informative columns"
+            )
         y = _labels(table, label) if supervised and label else None
         kwargs: dict[str, Any] = {"categorical": features.categorical}
         if eval_table is not None:
@@ -152,25 +196,23 @@ class Model:
             out[name] = pa.array(np.asarray(self.trainer.predict(X), dtype=np.float64))
         elif self.task == "classification":
             proba = np.asarray(self.trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
-            classes = list(self.trainer.classes_)  # type: ignore[attr-defined]
-            out[name] = pa.array([classes[i] for i in proba.argmax(axis=1)])
-            labels = pa.array(classes)
-            out[f"{name}_probs"] = pa.array(
-                [
-                    [{"label": c, "prob": float(p)} for c, p in zip(classes, row, strict=True)]
-                    for row in proba
-                ],
-                type=pa.list_(pa.struct([("label", labels.type), ("prob", pa.float64())])),
+            labels = pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
+            out[name] = labels.take(pa.array(proba.argmax(axis=1)))
+            # built column-wise: a Python list of structs per row is ~20x slower on large batches
+            n, k = proba.shape
+            out[f"{name}_probs"] = _lists_of_structs(
+                n, k, label=labels.take(pa.array(np.tile(np.arange(k), n))), prob=proba.ravel()
             )
         elif self.task == "clustering":
             distances = np.asarray(self.trainer.transform(X), dtype=np.float64)  # type: ignore[attr-defined]
             out["centroid_id"] = pa.array(distances.argmin(axis=1) + 1, type=pa.int64())
             order = np.argsort(distances, axis=1)
-            out["nearest_centroids_distance"] = pa.array(
-                [
-                    [{"centroid_id": int(c) + 1, "distance": float(d[c])} for c in o]
-                    for o, d in zip(order, distances, strict=True)
-                ]
+            n, k = distances.shape
+            out["nearest_centroids_distance"] = _lists_of_structs(
+                n,
+                k,
+                centroid_id=(order + 1).astype(np.int64).ravel(),
+                distance=np.take_along_axis(distances, order, axis=1).ravel(),
             )
         else:
             projected = np.asarray(self.trainer.predict(X), dtype=np.float64)
@@ -259,6 +301,75 @@ class Model:
             metrics=manifest.get("metrics") or {},
             created=manifest.get("created", 0.0),
         )
+
+
+def _lists_of_structs(n: int, k: int, **fields: Any) -> pa.ListArray:
+    """``n`` lists of ``k`` structs each, from flat (``n * k``) arrays of the structs' fields."""
+    arrays = [f if isinstance(f, pa.Array) else pa.array(f) for f in fields.values()]
+    structs = pa.StructArray.from_arrays(arrays, names=list(fields))
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, structs)
+
+
+def _warn_leakage(table: pa.Table, label: str, *, classification: bool) -> None:
+    """Warn (:class:`LeakageWarning`) about each input column equal to the label, or (for a
+    classifier) a one-to-one recoding of it (a discrete column whose values pair with the labels
+    one for one). Cheap: one comparison per column, a grouping only when distinct counts match."""
+    import pyarrow.compute as pc
+
+    target = _decoded(table[label])
+    label_distinct: int | None = None
+    for name in table.column_names:
+        if name == label:
+            continue
+        column = _decoded(table[name])
+        how = None
+        if _equal(column, target):
+            how = "is equal to"
+        elif classification and _discrete(column.type):
+            if label_distinct is None:
+                label_distinct = int(pc.count_distinct(target, mode="all").as_py())
+            if int(pc.count_distinct(column, mode="all").as_py()) == label_distinct:
+                pairs = pa.table({"c": column, "y": target}).group_by(["c", "y"]).aggregate([])
+                if pairs.num_rows == label_distinct:
+                    how = "maps one-to-one onto"
+        if how:
+            warnings.warn(
+                f"input column {name!r} {how} the label {label!r} (target leakage): the model "
+                f"would learn the answer from it; drop {name!r} unless it is really known before "
+                "the label is",
+                LeakageWarning,
+                stacklevel=3,
+            )
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def _discrete(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+    )
+
+
+def _equal(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    if _numeric(a.type) and _numeric(b.type):
+        x = a.cast(pa.float64()).to_numpy()
+        y = b.cast(pa.float64()).to_numpy()
+        return bool(np.array_equal(x, y, equal_nan=True))
+    if a.type != b.type:
+        return False
+    return bool(a.equals(b))
 
 
 def _labels(table: pa.Table, label: str) -> np.ndarray[Any, np.dtype[Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,6 +110,15 @@ _BUILTIN_MODULES: list[str] = [
     "kiln.train._pca",
     "kiln.train._trees",
 ]
+# Built-ins that need an optional extra: model_type -> (extra, the package it installs).
+_OPTIONAL_TRAINERS: dict[str, tuple[str, str]] = {
+    "dnn_classifier": ("dl", "torch"),
+    "dnn_regressor": ("dl", "torch"),
+}
+# The deep-learning trainers are built in only when PyTorch is installed (extra ``dl``); their
+# module imports torch lazily, so finding the package here is enough (nothing heavy is imported).
+if importlib.util.find_spec("torch") is not None:
+    _BUILTIN_MODULES.append("kiln.train.dl._dnn")
 _builtins_loaded = False
 
 
@@ -136,6 +146,12 @@ def get_trainer(model_type: str) -> type[Trainer]:
     try:
         return _TRAINERS[model_type.lower()]
     except KeyError:
+        if model_type.lower() in _OPTIONAL_TRAINERS:
+            extra, package = _OPTIONAL_TRAINERS[model_type.lower()]
+            raise TrainingError(
+                f"model_type {model_type!r} needs {package}, which is not installed:"
+                f" install kiln[{extra}] (pip install 'kiln[{extra}]')"
+            ) from None
         known = ", ".join(sorted(_TRAINERS)) or "none"
         raise TrainingError(f"unknown model_type {model_type!r}; known: {known}") from None
 

@@ -385,8 +385,11 @@ class _LightGBMTrees(Trainer):
     def contributions(self, X: Array) -> Array:
         """Tree SHAP values in raw-score space (log-odds for classifiers): rows x (features + 1),
         the last column the expected value, each row summing to the raw prediction; for more than
-        two classes rows x classes x (features + 1)."""
+        two classes rows x classes x (features + 1). For a random forest they are averaged over
+        its trees, as its prediction is (LightGBM reports their sum)."""
         values = self._raw(X, pred_contrib=True)
+        if self.booster_.params.get("boosting") == "rf":
+            values = values / max(int(self.booster_.current_iteration()), 1)
         width = self.n_features_in_ + 1
         if values.shape[1] == width:
             return values

@@ -22,14 +22,16 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kiln.errors import DataError
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where used: loading a model for prediction never needs it
 
 __all__ = [
     "MISSING",
@@ -171,6 +173,8 @@ def _to_float(col: pa.ChunkedArray, name: str) -> FloatArray:
 
 
 def _first_unparsable(col: pa.ChunkedArray) -> int | None:
+    import polars as pl
+
     frame = pl.from_arrow(pa.table({"v": col}))
     assert isinstance(frame, pl.DataFrame)
     bad = frame.select(
@@ -885,6 +889,8 @@ class BagOfWords(Op):
             raise DataError(f"bag_of_words({self.column!r}): ngram_range must be 1 <= lo <= hi")
 
     def _terms(self, ctx: Context) -> pl.DataFrame:
+        import polars as pl
+
         col = ctx.raw(self.column)
         if not isinstance(col, np.ndarray) and pa.types.is_null(col.type):
             col = col.cast(pa.string())
@@ -910,6 +916,8 @@ class BagOfWords(Op):
         return pl.concat(frames).group_by("row", "term").len("count")
 
     def fit(self, ctx: Context) -> State:
+        import polars as pl
+
         counts = self._terms(ctx)
         totals = counts.group_by("term").agg(
             pl.col("count").sum().alias("total"), pl.len().alias("df")
@@ -926,6 +934,8 @@ class BagOfWords(Op):
         }
 
     def apply(self, ctx: Context, state: State) -> Block:
+        import polars as pl
+
         vocab: list[str] = state["vocabulary"]
         lookup = pl.DataFrame(
             {"term": vocab, "idx": np.arange(len(vocab), dtype=np.int64)},

@@ -1,0 +1,261 @@
+"""dnn_classifier and dnn_regressor: PyTorch MLPs with BigQuery ML's options (extra ``dl``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kiln.errors import NotFittedError, TrainingError
+from kiln.train import get_trainer, trainers
+
+torch = pytest.importorskip("torch")
+
+from kiln.train.dl import DnnClassifierTrainer, DnnRegressorTrainer  # noqa: E402
+
+FAST: dict[str, Any] = {"learn_rate": 0.01, "batch_size": 32}
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    return float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+@pytest.fixture(scope="module")
+def wave() -> tuple[np.ndarray, np.ndarray]:
+    """A nonlinear target no linear model fits: sin(x0) + x1^2 / 2, on a scale of thousands."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(700, 2))
+    return X * [1.0, 1000.0], 1000.0 * (np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2)
+
+
+@pytest.fixture(scope="module")
+def cancer() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    idx = np.random.default_rng(0).permutation(len(y))
+    train, test = idx[:400], idx[400:]
+    scaler = StandardScaler().fit(X[train])
+    return scaler.transform(X[train]), y[train], scaler.transform(X[test]), y[test]
+
+
+def test_builtin_and_registered() -> None:
+    assert get_trainer("DNN_CLASSIFIER") is DnnClassifierTrainer
+    assert get_trainer("dnn_regressor") is DnnRegressorTrainer
+    assert {"dnn_classifier", "dnn_regressor"} <= set(trainers())
+
+
+def test_regressor_learns_a_nonlinear_function(wave: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = wave
+    model = DnnRegressorTrainer(hidden_units=[32, 32], max_iterations=25, early_stop=False, **FAST)
+    model.fit(X[:500], y[:500])
+    assert _r2(y[500:], model.predict(X[500:])) > 0.9
+    assert model.predict(X[:3]).dtype == np.float64
+
+
+def test_classifier_on_breast_cancer(cancer: tuple[np.ndarray, ...]) -> None:
+    X, y, Xt, yt = cancer
+    model = DnnClassifierTrainer(hidden_units=[16], max_iterations=20, **FAST)
+    model.fit(X, y, X_eval=Xt, y_eval=yt)
+    assert (model.predict(Xt) == yt).mean() > 0.9
+    proba = model.predict_proba(Xt)
+    assert proba.shape == (len(yt), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert model.classes_.tolist() == [0, 1]
+
+
+def test_multiclass_iris_with_string_labels() -> None:
+    from sklearn.datasets import load_iris
+
+    X, codes = load_iris(return_X_y=True)
+    y = np.array(["setosa", "versicolor", "virginica"])[codes]
+    model = DnnClassifierTrainer(
+        hidden_units=[16], batch_size=16, learn_rate=0.01, max_iterations=40, early_stop=False
+    ).fit(X, y)
+    assert model.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    assert (model.predict(X) == y).mean() > 0.9
+    assert model.predict_proba(X).shape == (150, 3)
+
+
+def test_defaults_follow_bigquery_ml() -> None:
+    params = DnnRegressorTrainer().get_params()
+    assert params["activation_fn"] == "RELU"
+    assert params["optimizer"] == "ADAM"
+    assert params["learn_rate"] == 0.001
+    assert params["dropout"] == 0.0
+    assert params["max_iterations"] == 20
+    assert params["early_stop"] is True
+    assert params["min_rel_progress"] == 0.01
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    model = DnnRegressorTrainer().fit(X, X[:, 0])
+    assert model.batch_size_ == 300  # min(1024, rows)
+    assert model.hidden_units_ == [300 // (10 * (4 + 1))]
+
+
+def test_training_info_and_early_stopping(wave: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = wave
+    full = DnnRegressorTrainer(hidden_units=[8], max_iterations=6, early_stop=False, **FAST)
+    full.fit(X[:300], y[:300], X_eval=X[300:400], y_eval=y[300:400])
+    rows = full.training_info_
+    assert [r.iteration for r in rows] == list(range(6))
+    assert all(r.eval_loss is not None and r.eval_loss > 0 for r in rows)
+    assert all(r.learning_rate == 0.01 and r.duration_ms >= 0 for r in rows)
+    assert rows[-1].loss < rows[0].loss
+    # without penalties the reported loss is the MSE in the label's units
+    mse = float(((full.predict(X[:300]) - y[:300]) ** 2).mean())
+    assert rows[-1].loss == pytest.approx(mse, rel=1e-3)
+
+    stopped = DnnRegressorTrainer(
+        hidden_units=[8], max_iterations=50, min_rel_progress=0.5, **FAST
+    ).fit(X[:300], y[:300])
+    assert len(stopped.training_info_) < 50
+    assert stopped.training_info_[-1].eval_loss is None
+
+
+def test_save_load_predicts_identically(tmp_path: Path, cancer: tuple[np.ndarray, ...]) -> None:
+    X, y, Xt, _ = cancer
+    labels = np.where(y == 1, "benign", "malignant")
+    model = DnnClassifierTrainer(
+        hidden_units=[8, 4], activation_fn="crelu", dropout=0.2, max_iterations=3, **FAST
+    ).fit(X, labels)
+    saved = model.save(tmp_path)
+    json.dumps(saved)
+    assert (tmp_path / "weights.safetensors").is_file()
+    assert saved["architecture"]["hidden_units"] == [8, 4]
+    loaded = DnnClassifierTrainer.load(tmp_path, saved)
+    np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
+    np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
+    assert loaded.training_info_ == model.training_info_
+
+
+def test_load_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    X = np.random.default_rng(2).normal(size=(50, 3))
+    model = DnnRegressorTrainer(hidden_units=[4], max_iterations=2).fit(X, X[:, 0])
+    saved = model.save(tmp_path)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("torch.load must not be used")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    loaded = DnnRegressorTrainer.load(tmp_path, saved)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_same_seed_same_model_and_global_state_untouched(
+    wave: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = wave
+    settings: dict[str, Any] = {"hidden_units": [8], "max_iterations": 3, "dropout": 0.1, **FAST}
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
+    a = DnnRegressorTrainer(**settings).fit(X[:200], y[:200]).predict(X)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.get_num_threads() == threads
+    b = DnnRegressorTrainer(**settings).fit(X[:200], y[:200]).predict(X)
+    c = DnnRegressorTrainer(**settings, seed=1).fit(X[:200], y[:200]).predict(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("optimizer", ["ADAM", "ADAGRAD", "FTRL", "RMSPROP", "SGD"])
+@pytest.mark.parametrize("activation", ["RELU", "RELU6", "CRELU", "ELU", "SELU", "SIGMOID", "TANH"])
+def test_every_optimizer_and_activation_trains(optimizer: str, activation: str) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 3))
+    y = X @ [1.0, -1.0, 0.5]
+    model = DnnRegressorTrainer(
+        hidden_units=[6],
+        optimizer=optimizer,
+        activation_fn=activation,
+        learn_rate=0.05,
+        l1_reg=0.001,
+        l2_reg=0.001,
+        max_iterations=4,
+        early_stop=False,
+        batch_size=32,
+    ).fit(X, y)
+    losses = [r.loss for r in model.training_info_]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+
+
+def test_class_weights_shift_predictions() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 2))
+    y = np.where(X[:, 0] + rng.normal(scale=1.0, size=300) > 0, "a", "b")
+    settings: dict[str, Any] = {"hidden_units": [4], "max_iterations": 15, "early_stop": False}
+    plain = DnnClassifierTrainer(**settings, **FAST).fit(X, y)
+    heavy = DnnClassifierTrainer(**settings, **FAST, class_weights={"b": 10.0}).fit(X, y)
+    assert (heavy.predict(X) == "b").sum() > (plain.predict(X) == "b").sum()
+    auto = DnnClassifierTrainer(**settings, **FAST, auto_class_weights=True).fit(X, y)
+    assert auto.get_params()["auto_class_weights"] is True
+
+
+@pytest.mark.parametrize(
+    ("settings", "option"),
+    [
+        ({"hidden_units": []}, "hidden_units"),
+        ({"hidden_units": "64"}, "hidden_units"),
+        ({"hidden_units": [8, 0]}, "hidden_units[1]"),
+        ({"activation_fn": "gelu"}, "activation_fn"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"learn_rate": 0}, "learn_rate"),
+        ({"batch_size": 10_000}, "batch_size"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"l1_reg": -1}, "l1_reg"),
+        ({"l2_reg": float("nan")}, "l2_reg"),
+        ({"max_iterations": 0}, "max_iterations"),
+        ({"early_stop": "yes"}, "early_stop"),
+        ({"min_rel_progress": -0.1}, "min_rel_progress"),
+        ({"seed": -1}, "seed"),
+        ({"num_threads": 0}, "num_threads"),
+        ({"device": "tpu"}, "device"),
+        ({"class_weights": [1, 2]}, "class_weights"),
+    ],
+)
+def test_bad_settings_name_the_option(settings: dict[str, Any], option: str) -> None:
+    with pytest.raises(TrainingError, match=re.escape(f"dnn_classifier: {option}")):
+        DnnClassifierTrainer(**settings)
+
+
+def test_bad_data_and_not_fitted() -> None:
+    X = np.random.default_rng(5).normal(size=(20, 2))
+    model = DnnClassifierTrainer(hidden_units=[2], max_iterations=1)
+    with pytest.raises(NotFittedError, match="fit"):
+        model.predict(X)
+    with pytest.raises(TrainingError, match="single class"):
+        model.fit(X, np.zeros(20))
+    with pytest.raises(TrainingError, match="y_eval has 1 label"):
+        model.fit(X, np.arange(20) % 2, X_eval=X[:2], y_eval=np.array([0, 7]))
+    fitted = DnnClassifierTrainer(hidden_units=[2], max_iterations=1).fit(X, np.arange(20) % 2)
+    with pytest.raises(TrainingError, match="fitted on 2"):
+        fitted.predict(np.zeros((3, 5)))
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="no CUDA GPU"):
+            DnnRegressorTrainer(device="cuda", max_iterations=1).fit(X, X[:, 0])
+
+
+def test_device_auto_picks_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert DnnRegressorTrainer()._resolve_device(torch).type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert DnnRegressorTrainer()._resolve_device(torch).type == "cpu"
+
+
+def test_without_torch_asking_for_a_dnn_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kiln.train import _contract
+
+    monkeypatch.setattr(_contract, "_TRAINERS", {})
+    monkeypatch.setattr(_contract, "_builtins_loaded", True)
+    with pytest.raises(TrainingError, match=r"install kiln\[dl\]"):
+        get_trainer("dnn_classifier")
