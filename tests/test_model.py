@@ -73,6 +73,14 @@ def test_every_family_round_trips_through_the_folder(
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
+def test_kiln_model_is_the_model_class(tmp_path: Path, table: pa.Table) -> None:
+    import kiln
+
+    folder = _fit(table, "linear_reg", "body_mass_g", {}).save(tmp_path / "m")
+    assert kiln.Model is Model
+    assert kiln.Model.load(folder).predict(table.slice(0, 2)).num_rows == 2
+
+
 def test_predictions_are_sensible(table: pa.Table) -> None:
     classifier = _fit(table, "logistic_reg", "species", {})
     predicted = classifier.predict(table)["predicted_species"].to_pylist()

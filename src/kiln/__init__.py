@@ -15,6 +15,7 @@ from kiln.errors import KilnError
 if TYPE_CHECKING:
     from kiln.artifacts import Artifact, ArtifactStore, Metrics, Report, Table
     from kiln.metadata import MetadataStore, lineage
+    from kiln.model import Model
     from kiln.orchestration import (
         InputPath,
         LocalRunner,
@@ -35,6 +36,7 @@ __all__ = [
     "LocalRunner",
     "MetadataStore",
     "Metrics",
+    "Model",
     "Pipeline",
     "Report",
     "Runner",
@@ -55,6 +57,7 @@ _LAZY = {
     "Report": "kiln.artifacts",
     "Table": "kiln.artifacts",
     "MetadataStore": "kiln.metadata",
+    "Model": "kiln.model",
     "lineage": "kiln.metadata",
     "InputPath": "kiln.orchestration",
     "LocalRunner": "kiln.orchestration",
