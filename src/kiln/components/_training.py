@@ -50,9 +50,8 @@ def Transform(
     Every column but ``label`` is a feature; the analyzers (means, deviations, vocabularies) see
     only ``split``, so evaluation data never leaks into the features.
     """
-    from kiln.model._model import _FAMILY
+    from kiln.model import preprocessing_for
     from kiln.train import get_trainer
-    from kiln.transform import auto_transform
 
     get_trainer(model_type)  # an unknown model_type fails here, naming the known ones
     table = dataset.split(split)
@@ -61,9 +60,7 @@ def Transform(
             f"label column {label!r} is not in split {split!r}; its columns: "
             f"{', '.join(table.column_names)}"
         )
-    family = _FAMILY.get(model_type.lower(), "linear")
-    graph = auto_transform(table, family, exclude=[label] if label else [])
-    fitted = graph.fit(table)
+    fitted = preprocessing_for(table, model_type, label=label or None).fit(table)
     return TransformGraph(fitted, feature_names=fitted.transform(table).names)
 
 

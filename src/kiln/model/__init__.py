@@ -1,4 +1,5 @@
-"""The self-contained model artifact and its one prediction path."""
+"""The self-contained model artifact, its one prediction path, and what is computed from it:
+evaluation, comparison, explanations and the evaluation report."""
 
 from __future__ import annotations
 
@@ -14,18 +15,48 @@ if TYPE_CHECKING:
         evaluate_model,
     )
     from kiln.model._explain import explain
-    from kiln.model._model import FORMAT, FORMAT_VERSION, LeakageWarning, Model, ModelFormatError
+    from kiln.model._model import (
+        FORMAT,
+        FORMAT_VERSION,
+        LeakageWarning,
+        Model,
+        ModelFormatError,
+        preprocessing_for,
+    )
     from kiln.model._report import evaluation_html
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Model", "ModelFormatError"]
+_MODULES = {
+    "kiln.model._model": [
+        "FORMAT",
+        "FORMAT_VERSION",
+        "LeakageWarning",
+        "Model",
+        "ModelFormatError",
+        "preprocessing_for",
+    ],
+    "kiln.model._evaluate": [
+        "ComparisonResult",
+        "EvaluationResult",
+        "compare_models",
+        "evaluate_model",
+    ],
+    "kiln.model._explain": ["explain"],
+    "kiln.model._report": ["evaluation_html"],
+}
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ComparisonResult",
+    "EvaluationResult",
+    "LeakageWarning",
+    "Model",
+    "ModelFormatError",
+    "compare_models",
+    "evaluate_model",
+    "evaluation_html",
+    "explain",
+    "preprocessing_for",
+]
 
-_EXPORTS = {name: "kiln.model._model" for name in __all__}
-_EXPORTS["explain"] = "kiln.model._explain"
-__all__ += ["explain"]
-_EXPORTS["LeakageWarning"] = "kiln.model._model"
-__all__ += ["LeakageWarning"]
-__all__ += ["ComparisonResult", "EvaluationResult", "compare_models", "evaluate_model"]
-_EXPORTS |= {name: "kiln.model._evaluate" for name in __all__[-4:]}
-__all__ += ["evaluation_html"]
-_EXPORTS["evaluation_html"] = "kiln.model._report"
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

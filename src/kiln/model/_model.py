@@ -44,7 +44,14 @@ from kiln.transform import FittedTransform, TransformGraph
 if TYPE_CHECKING:
     from kiln.transform._auto import Family
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LeakageWarning", "Model", "ModelFormatError"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LeakageWarning",
+    "Model",
+    "ModelFormatError",
+    "preprocessing_for",
+]
 
 FORMAT = "kiln.model"
 FORMAT_VERSION = 1
@@ -62,6 +69,16 @@ _FAMILY: dict[str, Family] = {
     "dnn_classifier": "dnn",
     "dnn_regressor": "dnn",
 }
+
+
+def preprocessing_for(
+    table: pa.Table, model_type: str, *, label: str | None = None
+) -> TransformGraph:
+    """BigQuery ML's automatic preprocessing for ``model_type``'s family, the label left out."""
+    from kiln.transform import auto_transform  # (statistics: not on the load path)
+
+    family = _FAMILY.get(model_type.lower(), "linear")
+    return auto_transform(table, family, exclude=[label] if label else [])
 
 
 class ModelFormatError(DataError):
@@ -153,13 +170,10 @@ class Model:
             _warn_leakage(table, label, classification=trainer_cls.task == "classification")
         elif label and label in table.column_names:
             table = table.drop_columns([label])
-        family = _FAMILY.get(model_type.lower(), "linear")
         if fitted_transform is not None:
             fitted = fitted_transform
         else:
-            from kiln.transform import auto_transform  # (statistics: not on the load path)
-
-            graph = transform or auto_transform(table, family, exclude=[label] if label else [])
+            graph = transform or preprocessing_for(table, model_type, label=label)
             fitted = graph.fit(table)
         features = fitted.transform(table)
         if features.X.shape[1] == 0:
