@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,12 +13,15 @@ import numpy as np
 from kiln.errors import TrainingError
 
 __all__ = [
+    "Label",
     "check_bool",
     "check_choice",
+    "check_class_weights",
     "check_labels",
     "check_matrix",
     "check_number",
     "check_rows",
+    "class_codes",
     "elapsed_ms",
 ]
 
@@ -140,3 +143,64 @@ def check_bool(model_type: str, option: str, value: object) -> bool:
 def elapsed_ms(started: float) -> int:
     """Milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
     return round((time.perf_counter() - started) * 1000)
+
+
+Label = str | int | float
+
+
+def check_class_weights(
+    model_type: str, auto_class_weights: object, class_weights: object
+) -> tuple[bool, dict[Label, float] | None]:
+    """BigQuery ML's ``AUTO_CLASS_WEIGHTS`` / ``CLASS_WEIGHTS`` options, checked."""
+    auto = check_bool(model_type, "auto_class_weights", auto_class_weights)
+    if class_weights is None:
+        return auto, None
+    if not isinstance(class_weights, Mapping):
+        raise TrainingError(
+            f"{model_type}: class_weights must map a label to its weight, got {class_weights!r}"
+        )
+    if auto:
+        raise TrainingError(f"{model_type}: set auto_class_weights or class_weights, not both")
+    return auto, {
+        label: check_number(model_type, f"class_weights[{label!r}]", w, minimum=0.0)
+        for label, w in class_weights.items()
+    }
+
+
+def class_codes(
+    model_type: str,
+    y: Array,
+    *,
+    auto_class_weights: bool,
+    class_weights: Mapping[Label, float] | None,
+) -> tuple[Array, Array, Array]:
+    """A classifier's ``classes_`` (sorted), each row's class code, and each row's class weight
+    (inverse frequency with ``auto_class_weights``, else ``class_weights`` or 1)."""
+    try:
+        classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    except TypeError as exc:
+        raise TrainingError(
+            f"{model_type}: the labels in y mix types that cannot be ordered ({exc}); cast the "
+            "label column to one type"
+        ) from exc
+    if classes.shape[0] < 2:
+        raise TrainingError(
+            f"{model_type}: y holds a single class ({classes[0]!r}); a classifier needs at "
+            "least two"
+        )
+    classes = np.asarray(classes.tolist())
+    codes = codes.reshape(-1)
+    if auto_class_weights:
+        per_class = y.shape[0] / (classes.shape[0] * counts)
+    else:
+        per_class = np.ones(classes.shape[0])
+        for label, weight in (class_weights or {}).items():
+            hits = np.flatnonzero(classes == np.asarray(label))
+            if hits.size == 0:
+                known = ", ".join(repr(c) for c in classes.tolist())
+                raise TrainingError(
+                    f"{model_type}: class_weights names {label!r}, which is not a class in y "
+                    f"({known})"
+                )
+            per_class[hits[0]] = weight
+    return classes, codes, per_class[codes]

@@ -38,12 +38,15 @@ import numpy as np
 
 from kiln.errors import TrainingError
 from kiln.train._checks import (
+    Label,
     check_bool,
     check_choice,
+    check_class_weights,
     check_labels,
     check_matrix,
     check_number,
     check_rows,
+    class_codes,
     elapsed_ms,
 )
 from kiln.train._contract import Array, IterationInfo, Task, Trainer, register_trainer
@@ -58,7 +61,6 @@ NORMAL_EQUATION_MAX_FEATURES = 10_000
 _MAX_HALVINGS = 60
 _FILE = "glm.npz"
 
-Label = str | int | float
 # loss(Z) -> (sum of weighted losses, d(sum)/dZ); Z is rows x outputs
 LossFn = Callable[[Array], tuple[float, Array]]
 
@@ -419,21 +421,8 @@ class LogisticRegTrainer(_GLM):
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
-        mt = self.model_type
-        self.auto_class_weights = check_bool(mt, "auto_class_weights", auto_class_weights)
-        if class_weights is not None:
-            if not isinstance(class_weights, Mapping):
-                raise TrainingError(
-                    f"{mt}: class_weights must map a label to its weight, got {class_weights!r}"
-                )
-            if self.auto_class_weights:
-                raise TrainingError(f"{mt}: set auto_class_weights or class_weights, not both")
-            class_weights = {
-                label: check_number(mt, f"class_weights[{label!r}]", w, minimum=0.0)
-                for label, w in class_weights.items()
-            }
-        self.class_weights: dict[Label, float] | None = (
-            None if class_weights is None else dict(class_weights)
+        self.auto_class_weights, self.class_weights = check_class_weights(
+            self.model_type, auto_class_weights, class_weights
         )
 
     def get_params(self) -> dict[str, Any]:
@@ -444,33 +433,13 @@ class LogisticRegTrainer(_GLM):
         }
 
     def _targets(self, y: Array) -> tuple[Array, Array]:
-        try:
-            classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-        except TypeError as exc:
-            raise TrainingError(
-                f"{self.model_type}: the labels in y mix types that cannot be ordered ({exc});"
-                " cast the label column to one type"
-            ) from exc
-        if classes.shape[0] < 2:
-            raise TrainingError(
-                f"{self.model_type}: y holds a single class ({classes[0]!r}); a classifier needs"
-                " at least two"
-            )
-        self.classes_ = np.asarray(classes.tolist())
-        if self.auto_class_weights:
-            per_class = y.shape[0] / (classes.shape[0] * counts)
-        else:
-            per_class = np.ones(classes.shape[0])
-            for label, weight in (self.class_weights or {}).items():
-                hits = np.flatnonzero(self.classes_ == np.asarray(label))
-                if hits.size == 0:
-                    known = ", ".join(repr(c) for c in self.classes_.tolist())
-                    raise TrainingError(
-                        f"{self.model_type}: class_weights names {label!r}, which is not a"
-                        f" class in y ({known})"
-                    )
-                per_class[hits[0]] = weight
-        return self._encode(codes), per_class[codes]
+        self.classes_, codes, weights = class_codes(
+            self.model_type,
+            y,
+            auto_class_weights=self.auto_class_weights,
+            class_weights=self.class_weights,
+        )
+        return self._encode(codes), weights
 
     def _encode(self, codes: Array) -> Array:
         k = self.classes_.shape[0]

@@ -63,12 +63,15 @@ import numpy as np
 
 from kiln.errors import TrainingError
 from kiln.train._checks import (
+    Label,
     check_bool,
     check_choice,
+    check_class_weights,
     check_labels,
     check_matrix,
     check_number,
     check_rows,
+    class_codes,
     elapsed_ms,
 )
 from kiln.train._contract import Array, IterationInfo, Task, Trainer, register_trainer
@@ -87,8 +90,6 @@ _ALPHA = 10  # BigQuery ML's constant in the default hidden-layer size
 _FILE = "weights.safetensors"
 _PREDICT_CHUNK = 65_536
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-Label = str | int | float
 
 
 def _torch(model_type: str) -> Any:
@@ -651,21 +652,8 @@ class DnnClassifierTrainer(_Dnn):
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
-        mt = self.model_type
-        self.auto_class_weights = check_bool(mt, "auto_class_weights", auto_class_weights)
-        if class_weights is not None:
-            if not isinstance(class_weights, Mapping):
-                raise TrainingError(
-                    f"{mt}: class_weights must map a label to its weight, got {class_weights!r}"
-                )
-            if self.auto_class_weights:
-                raise TrainingError(f"{mt}: set auto_class_weights or class_weights, not both")
-            class_weights = {
-                label: check_number(mt, f"class_weights[{label!r}]", w, minimum=0.0)
-                for label, w in class_weights.items()
-            }
-        self.class_weights: dict[Label, float] | None = (
-            None if class_weights is None else dict(class_weights)
+        self.auto_class_weights, self.class_weights = check_class_weights(
+            self.model_type, auto_class_weights, class_weights
         )
 
     def get_params(self) -> dict[str, Any]:
@@ -676,32 +664,13 @@ class DnnClassifierTrainer(_Dnn):
         }
 
     def _targets(self, y: Array) -> tuple[Array, Array]:
-        mt = self.model_type
-        try:
-            classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-        except TypeError as exc:
-            raise TrainingError(
-                f"{mt}: the labels in y mix types that cannot be ordered ({exc});"
-                " cast the label column to one type"
-            ) from exc
-        if classes.shape[0] < 2:
-            raise TrainingError(
-                f"{mt}: y holds a single class ({classes[0]!r}); a classifier needs at least two"
-            )
-        self.classes_ = np.asarray(classes.tolist())
-        if self.auto_class_weights:
-            per_class = y.shape[0] / (classes.shape[0] * counts)
-        else:
-            per_class = np.ones(classes.shape[0])
-            for label, weight in (self.class_weights or {}).items():
-                hits = np.flatnonzero(self.classes_ == np.asarray(label))
-                if hits.size == 0:
-                    known = ", ".join(repr(c) for c in self.classes_.tolist())
-                    raise TrainingError(
-                        f"{mt}: class_weights names {label!r}, which is not a class in y ({known})"
-                    )
-                per_class[hits[0]] = weight
-        return self._encode(codes.reshape(-1)), per_class[codes.reshape(-1)]
+        self.classes_, codes, weights = class_codes(
+            self.model_type,
+            y,
+            auto_class_weights=self.auto_class_weights,
+            class_weights=self.class_weights,
+        )
+        return self._encode(codes), weights
 
     def _encode(self, codes: Array) -> Array:
         if self.classes_.shape[0] == 2:
