@@ -66,6 +66,7 @@ format (``model.txt``): loading it parses text and executes nothing.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -277,9 +278,9 @@ class _LightGBMTrees(Trainer):
             "max_bin": 1023 if p["tree_method"] == "EXACT" else 255,
         }
 
+    @abc.abstractmethod
     def _family_params(self, n_rows: int) -> tuple[dict[str, Any], int, float | None, bool]:
         """LightGBM parameters of the family, rounds, learning rate to record, early stop."""
-        raise NotImplementedError
 
     # -- fit --------------------------------------------------------------------------------
 

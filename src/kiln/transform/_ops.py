@@ -18,6 +18,7 @@ first; :func:`~kiln.transform.auto_transform` does). Categorical ops give a null
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Sequence
@@ -253,7 +254,7 @@ def stable_hash(values: pa.Array | pa.ChunkedArray) -> Array:
 
 
 @dataclass(frozen=True)
-class Op:
+class Op(abc.ABC):
     """Base of every op; subclasses set ``kind`` and implement ``fit`` and ``apply``."""
 
     kind: ClassVar[str]
@@ -268,8 +269,9 @@ class Op:
     def fit(self, ctx: Context) -> State:
         return {}
 
+    @abc.abstractmethod
     def apply(self, ctx: Context, state: State) -> Block | None:
-        raise NotImplementedError
+        """The op's output block for ``ctx`` (None when it only rewrites its column)."""
 
 
 OPS: dict[str, type[Op]] = {}
