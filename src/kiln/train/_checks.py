@@ -66,9 +66,15 @@ def check_number(
 
 
 def check_matrix(
-    model_type: str, X: object, name: str = "X", n_features: int | None = None
+    model_type: str,
+    X: object,
+    name: str = "X",
+    n_features: int | None = None,
+    *,
+    allow_nan: bool = False,
 ) -> Array:
-    """``X`` as a float64 rows x features matrix without NaN or infinity."""
+    """``X`` as a float64 rows x features matrix without infinity, and without NaN unless
+    ``allow_nan`` (trees route NaN as missing)."""
     try:
         array = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -86,6 +92,15 @@ def check_matrix(
             f"{model_type}: {name} has {array.shape[1]} features; the model was fitted on"
             f" {n_features}"
         )
+    if allow_nan:
+        infinite = np.isinf(array)
+        if infinite.any():
+            row, column = (int(i) for i in np.argwhere(infinite)[0])
+            raise TrainingError(
+                f"{model_type}: {name} has infinite values (first: row {row}, column {column});"
+                " replace them (NaN is fine: trees treat it as missing)"
+            )
+        return array
     bad = ~np.isfinite(array)
     if bad.any():
         rows = int(bad.any(axis=1).sum())

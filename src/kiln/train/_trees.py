@@ -75,7 +75,13 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from kiln.errors import TrainingError
-from kiln.train._checks import check_choice, check_labels, check_number, check_rows
+from kiln.train._checks import (
+    check_choice,
+    check_labels,
+    check_matrix,
+    check_number,
+    check_rows,
+)
 from kiln.train._contract import IterationInfo, Trainer, register_trainer
 
 if TYPE_CHECKING:
@@ -96,36 +102,6 @@ _TREE_METHODS = ("AUTO", "EXACT", "APPROX", "HIST")
 _BOOSTER_TYPES = ("GBTREE", "DART")
 _DART_NORMALIZE_TYPES = ("TREE", "FOREST")
 _CLASS_WEIGHT_OPTIONS = ("auto_class_weights", "class_weights")
-
-
-def _as_matrix(model_type: str, X: object, name: str, n_features: int | None = None) -> Array:
-    """``X`` as float64 rows x features; NaN is allowed (trees route it), infinity is not."""
-    try:
-        array = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TrainingError(
-            f"{model_type}: {name} must be numeric (encode categories as integer codes first):"
-            f" {exc}"
-        ) from exc
-    if array.ndim != 2:
-        raise TrainingError(
-            f"{model_type}: {name} must be a 2-D matrix (rows x features), got {array.ndim}-D"
-        )
-    if array.shape[0] == 0:
-        raise TrainingError(f"{model_type}: {name} has no rows")
-    if n_features is not None and array.shape[1] != n_features:
-        raise TrainingError(
-            f"{model_type}: {name} has {array.shape[1]} features; the model was fitted on"
-            f" {n_features}"
-        )
-    infinite = np.isinf(array)
-    if infinite.any():
-        row, column = (int(i) for i in np.argwhere(infinite)[0])
-        raise TrainingError(
-            f"{model_type}: {name} has infinite values (first: row {row}, column {column});"
-            " replace them (NaN is fine: trees treat it as missing)"
-        )
-    return array
 
 
 def _settings(local_variables: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +275,7 @@ class _LightGBMTrees(Trainer):
         mt = self.model_type
         for learned in ("booster_", "classes_", "n_features_in_", "feature_importance_"):
             self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
-        X = _as_matrix(mt, X, "X")
+        X = check_matrix(mt, X, "X", allow_nan=True)
         if y is None:
             raise TrainingError(f"{mt}: fit needs labels y")
         target = self._encode_target(y, "y", fitting=True)
@@ -316,7 +292,7 @@ class _LightGBMTrees(Trainer):
         if (X_eval is None) != (y_eval is None):
             raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
         if X_eval is not None and y_eval is not None:
-            X_eval = _as_matrix(mt, X_eval, "X_eval", n_features=X.shape[1])
+            X_eval = check_matrix(mt, X_eval, "X_eval", n_features=X.shape[1], allow_nan=True)
             target_eval = self._encode_target(y_eval, "y_eval", fitting=False)
             check_rows(mt, X_eval, target_eval, ("X_eval", "y_eval"))
             valid_sets.append(lightgbm.Dataset(X_eval, target_eval, reference=train))
@@ -374,7 +350,7 @@ class _LightGBMTrees(Trainer):
 
     def _raw(self, X: Array, **kwargs: Any) -> Array:
         self._check_fitted("booster_")
-        X = _as_matrix(self.model_type, X, "X", n_features=self.n_features_in_)
+        X = check_matrix(self.model_type, X, "X", n_features=self.n_features_in_, allow_nan=True)
         result = self.booster_.predict(
             X, num_iteration=-1, num_threads=self._params["num_threads"], **kwargs
         )
