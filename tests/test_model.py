@@ -4,10 +4,13 @@ and the bad inputs the issue lists (tampering, newer format, missing/extra/wrong
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -144,3 +147,40 @@ def test_bad_training_input(tmp_path: Path, table: pa.Table) -> None:
     with pytest.raises(DataError, match="not empty"):
         model.save(tmp_path / "full")
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"),
+    [("linear_reg", "body_mass_g"), ("logistic_reg", "species"), ("kmeans", None)],
+)
+def test_chunked_prediction_equals_one_pass(
+    monkeypatch: pytest.MonkeyPatch, table: pa.Table, model_type: str, label: str | None
+) -> None:
+    """Large tables go through in chunks; a linear model reads its one-hot blocks as codes:
+    neither changes a single prediction."""
+    import kiln.model._model as model_module
+
+    model = _fit(table, model_type, label, {"num_clusters": 3} if label is None else {})
+    whole = model.predict(table)
+    monkeypatch.setattr(model_module, "PREDICT_CHUNK_ROWS", 50)
+    chunked = model.predict(table)
+    assert chunked.num_rows == table.num_rows
+    assert chunked.equals(whole)
+    if model_type == "linear_reg":
+        dense = model.trainer.predict(model.transform.transform(table).X)
+        np.testing.assert_allclose(whole["predicted_body_mass_g"].to_numpy(), dense, rtol=1e-12)
+
+
+def test_loading_a_model_imports_only_its_own_family(tmp_path: Path, table: pa.Table) -> None:
+    """Loading a linear model in a fresh process imports neither LightGBM nor PyTorch nor the
+    deep-learning trainers: a server's start-up pays only for what its models need."""
+    folder = _fit(table, "linear_reg", "body_mass_g", {}).save(tmp_path / "linear")
+    code = (
+        "import sys; from kiln.model import Model; Model.load(sys.argv[1]); "
+        "print(sorted(m for m in ('lightgbm', 'torch', 'kiln.train.dl._dnn', 'kiln.train._trees')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

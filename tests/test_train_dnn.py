@@ -256,6 +256,6 @@ def test_without_torch_asking_for_a_dnn_says_what_to_install(
     from kiln.train import _contract
 
     monkeypatch.setattr(_contract, "_TRAINERS", {})
-    monkeypatch.setattr(_contract, "_builtins_loaded", True)
+    monkeypatch.setattr(_contract.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TrainingError, match=r"install kiln\[dl\]"):
         get_trainer("dnn_classifier")

@@ -184,6 +184,22 @@ def test_class_weights_change_the_decision() -> None:
     assert (auto.predict(X) == reference.predict(X)).mean() > 0.97
 
 
+def test_class_weights_survive_a_json_round_trip_with_integer_labels() -> None:
+    """Saved settings are JSON, whose keys are text: {1: 19.0} comes back as {"1": 19.0}, and
+    BigQuery ML writes CLASS_WEIGHTS labels as text too; both weigh the integer class 1."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(0.0, 1.0, size=(570, 2)), rng.normal(1.0, 1.0, size=(30, 2))])
+    y = np.array([0] * 570 + [1] * 30)
+    settings: dict[str, Any] = {"max_iterations": 50, **GD}
+    by_int = LogisticRegTrainer(class_weights={1: 19.0}, **settings)
+    params = json.loads(json.dumps(by_int.get_params()))
+    assert params["class_weights"] == {"1": 19.0}
+    by_text = LogisticRegTrainer(**params).fit(X, y)
+    np.testing.assert_array_equal(by_text.coef_, by_int.fit(X, y).coef_)
+    with pytest.raises(TrainingError, match="class_weights names '2'"):
+        LogisticRegTrainer(class_weights={"2": 1.0}).fit(X, y)
+
+
 def test_bad_labels_are_reported() -> None:
     X = np.arange(12.0).reshape(6, 2)
     with pytest.raises(TrainingError, match="single class"):
@@ -289,3 +305,33 @@ def test_params_are_json_and_rebuild_the_trainer(cls: type[LinearRegTrainer]) ->
     params = json.loads(json.dumps(trainer.get_params()))
     assert params["learn_rate_strategy"] == "CONSTANT"
     assert cls(**params).get_params() == trainer.get_params()
+
+
+@pytest.mark.parametrize("model_type", ["linear_reg", "logistic_reg"])
+def test_iteration_listeners_see_every_row_and_can_stop_training(model_type: str) -> None:
+    """The hook a tuner prunes through: every recorded row reaches the listener, in order, and
+    an exception raised there leaves fit."""
+    from kiln.train import iteration_listener
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ [1.0, -2.0, 0.5] > 0 if model_type == "logistic_reg" else X @ [1.0, -2.0, 0.5]
+    seen: list[int] = []
+    trainer = get_trainer(model_type)(max_iterations=8, **GD)
+    with iteration_listener(lambda t, info: seen.append(info.iteration)):
+        trainer.fit(X, y)
+    assert seen == [row.iteration for row in trainer.training_info_]
+    assert len(seen) >= 2
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_two(_: object, info: Any) -> None:
+        if info.iteration == 2:
+            raise Stop
+
+    with iteration_listener(stop_at_two), pytest.raises(Stop):
+        get_trainer(model_type)(max_iterations=8, **GD).fit(X, y)
+    seen.clear()
+    get_trainer(model_type)(max_iterations=3, **GD).fit(X, y)  # outside: nobody listens
+    assert seen == []

@@ -565,3 +565,55 @@ def test_op_contract(kind: str) -> None:
         np.testing.assert_array_equal(fitted.transform(table.slice(row, 1)).X[0], batch.X[row])
     nulls = pa.table({name: [None] for name in table.column_names})
     assert fitted.transform(nulls).X.shape == (1, len(batch.names))
+
+
+def test_one_hot_features_equal_the_dense_matrix() -> None:
+    """What linear models predict from: one-hot blocks as codes, the rest dense; ``@ W`` and
+    ``toarray()`` agree with the dense matrix, unseen and missing values included."""
+    table = _mixed_table()
+    graph = TransformGraph(
+        [
+            *_full_graph().ops,
+            T.bucketize("income", [500.0, 1500.0], one_hot=True),
+            T.one_hot("text", top_k=2),  # a trimmed vocabulary: its other values are all zeros
+            T.feature_cross(["city", "text"], 7, one_hot=True),
+        ],
+        exclude=["label"],
+    )
+    fitted = graph.fit(table)
+    unseen = pa.table(
+        {
+            "age": [1.0, None],
+            "income": [100.0, 2000.0],
+            "city": ["Marseille", None],
+            "ts": table["ts"].slice(0, 2),
+            "text": ["green fox", None],
+            "label": [0, 1],
+        }
+    )
+    for t in (table, unseen):
+        dense = fitted.transform(t).X
+        compact = fitted.one_hot_features(t)
+        assert compact.shape == dense.shape
+        assert compact.hot, "the one-hot blocks stay codes"
+        np.testing.assert_array_equal(compact.toarray(), dense)
+        W = _rng().normal(size=(dense.shape[1], 3))
+        np.testing.assert_allclose(compact @ W, dense @ W, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="matmul"):
+        compact @ np.ones((3, 1))
+
+
+def test_dictionary_encoded_strings_transform_like_plain_ones() -> None:
+    table = _mixed_table()
+    fitted = _full_graph().fit(table)
+    city = table["city"]
+    chunked = pa.chunked_array(
+        [city.slice(0, 70).combine_chunks(), city.slice(70).combine_chunks()]
+    )
+    encoded = table.set_column(
+        table.column_names.index("city"),
+        "city",
+        pa.chunked_array([c.dictionary_encode() for c in chunked.chunks]),
+    )
+    assert pa.types.is_dictionary(encoded["city"].type)
+    np.testing.assert_array_equal(fitted.transform(encoded).X, fitted.transform(table).X)

@@ -81,6 +81,9 @@ def preprocessing_for(
     return auto_transform(table, family, exclude=[label] if label else [])
 
 
+PREDICT_CHUNK_ROWS = 65_536
+
+
 class ModelFormatError(DataError):
     """A model folder that is not one, was edited after it was saved, or is from a newer Kiln."""
 
@@ -199,11 +202,26 @@ class Model:
         return self.trainer.task
 
     def predict(self, table: pa.Table | pa.RecordBatch) -> pa.Table:
-        """Validate, transform, predict, post-process: the path every prediction takes."""
+        """Validate, transform, predict, post-process: the path every prediction takes.
+
+        Large tables go through in chunks of :data:`PREDICT_CHUNK_ROWS`: the features of one
+        chunk stay in the CPU's cache, and memory stays flat however many rows come in."""
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         self._validate(table)
-        X = self.transform.transform(table).X
+        if table.num_rows <= PREDICT_CHUNK_ROWS:
+            return self._predict(table)
+        return pa.concat_tables(
+            self._predict(table.slice(start, PREDICT_CHUNK_ROWS))
+            for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS)
+        )
+
+    def _predict(self, table: pa.Table) -> pa.Table:
+        X: Any
+        if self.trainer.accepts_one_hot_features:
+            X = self.transform.one_hot_features(table)
+        else:
+            X = self.transform.transform(table).X
         out: dict[str, Any] = {}
         name = f"predicted_{self.label}" if self.label else "predicted"
         if self.task == "regression":

@@ -9,9 +9,12 @@ from kiln._lazy import lazy_exports
 if TYPE_CHECKING:
     from kiln.train._contract import (
         IterationInfo,
+        IterationListener,
         Task,
         Trainer,
         get_trainer,
+        iteration_listener,
+        record_iteration,
         register_trainer,
         trainers,
     )
@@ -26,7 +29,17 @@ if TYPE_CHECKING:
         RandomForestRegressor,
     )
 
-__all__ = ["IterationInfo", "Task", "Trainer", "get_trainer", "register_trainer", "trainers"]
+__all__ = [
+    "IterationInfo",
+    "IterationListener",
+    "Task",
+    "Trainer",
+    "get_trainer",
+    "iteration_listener",
+    "record_iteration",
+    "register_trainer",
+    "trainers",
+]
 
 _EXPORTS = {name: "kiln.train._contract" for name in __all__}
 _EXPORTS |= {

@@ -209,8 +209,12 @@ def class_codes(
         per_class = y.shape[0] / (classes.shape[0] * counts)
     else:
         per_class = np.ones(classes.shape[0])
+        as_text = [str(c) for c in classes.tolist()]
         for label, weight in (class_weights or {}).items():
             hits = np.flatnonzero(classes == np.asarray(label))
+            if hits.size == 0:  # a label written as text, as BigQuery ML's CLASS_WEIGHTS and
+                # JSON (a saved model's settings) have it: 1 is "1"
+                hits = np.flatnonzero(np.asarray(as_text) == str(label))
             if hits.size == 0:
                 known = ", ".join(repr(c) for c in classes.tolist())
                 raise TrainingError(

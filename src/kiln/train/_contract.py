@@ -18,7 +18,9 @@ from __future__ import annotations
 import abc
 import importlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -54,11 +56,40 @@ class IterationInfo:
         return asdict(self)
 
 
+IterationListener = Callable[["Trainer", IterationInfo], None]
+_LISTENERS: ContextVar[tuple[IterationListener, ...]] = ContextVar(
+    "kiln_iteration_listeners", default=()
+)
+
+
+@contextmanager
+def iteration_listener(listener: IterationListener) -> Iterator[None]:
+    """Within this block, ``listener(trainer, info)`` runs after each iteration any trainer
+    records (in this thread): a tuner watches the loss this way, and prunes a trial by raising
+    from the listener (the exception leaves ``fit``)."""
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
+
+
+def record_iteration(trainer: Trainer, rows: list[IterationInfo], info: IterationInfo) -> None:
+    """Append ``info`` to ``rows`` (the trainer's ``training_info_``) and tell the listeners:
+    how every iterative trainer records an iteration."""
+    rows.append(info)
+    for listener in _LISTENERS.get():
+        listener(trainer, info)
+
+
 class Trainer(abc.ABC):
     """A model family. Subclasses set ``model_type`` (BigQuery ML's name) and ``task``."""
 
     model_type: ClassVar[str]
     task: ClassVar[Task]
+    accepts_one_hot_features: ClassVar[bool] = False
+    """Whether ``predict`` (and ``predict_proba``) also take a
+    :class:`kiln.transform.OneHotFeatures`, the one-hot blocks held as codes (linear models)."""
 
     training_info_: list[IterationInfo]
 
@@ -102,33 +133,38 @@ class Trainer(abc.ABC):
 
 _TRAINERS: dict[str, type[Trainer]] = {}
 
-# Modules whose import registers the built-in trainers; imported on the first lookup so that
-# ``import kiln.train`` stays light (no LightGBM until a trainer is asked for).
-_BUILTIN_MODULES: list[str] = [
-    "kiln.train._linear",
-    "kiln.train._kmeans",
-    "kiln.train._pca",
-    "kiln.train._trees",
-]
+# Where each built-in trainer lives: its module is imported on the first lookup of its
+# model_type, so that loading a linear model imports neither LightGBM nor the deep-learning code.
+_BUILTINS: dict[str, str] = {
+    "linear_reg": "kiln.train._linear",
+    "logistic_reg": "kiln.train._linear",
+    "kmeans": "kiln.train._kmeans",
+    "pca": "kiln.train._pca",
+    "boosted_tree_classifier": "kiln.train._trees",
+    "boosted_tree_regressor": "kiln.train._trees",
+    "random_forest_classifier": "kiln.train._trees",
+    "random_forest_regressor": "kiln.train._trees",
+    "dnn_classifier": "kiln.train.dl._dnn",
+    "dnn_regressor": "kiln.train.dl._dnn",
+}
 # Built-ins that need an optional extra: model_type -> (extra, the package it installs).
 _OPTIONAL_TRAINERS: dict[str, tuple[str, str]] = {
     "dnn_classifier": ("dl", "torch"),
     "dnn_regressor": ("dl", "torch"),
 }
-# The deep-learning trainers are built in only when PyTorch is installed (extra ``dl``); their
-# module imports torch lazily, so finding the package here is enough (nothing heavy is imported).
-if importlib.util.find_spec("torch") is not None:
-    _BUILTIN_MODULES.append("kiln.train.dl._dnn")
-_builtins_loaded = False
 
 
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:
+def _load_builtin(model_type: str) -> None:
+    """Import the module that registers ``model_type``, when it is a built-in that can load: the
+    deep-learning trainers only with PyTorch installed (their module imports it lazily, so
+    finding the package is enough)."""
+    module = _BUILTINS.get(model_type)
+    if module is None or model_type in _TRAINERS:
         return
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    _builtins_loaded = True
+    optional = _OPTIONAL_TRAINERS.get(model_type)
+    if optional is not None and importlib.util.find_spec(optional[1]) is None:
+        return
+    importlib.import_module(module)
 
 
 def register_trainer(cls: type[Trainer]) -> type[Trainer]:
@@ -142,7 +178,7 @@ def register_trainer(cls: type[Trainer]) -> type[Trainer]:
 
 
 def get_trainer(model_type: str) -> type[Trainer]:
-    _load_builtins()
+    _load_builtin(model_type.lower())
     try:
         return _TRAINERS[model_type.lower()]
     except KeyError:
@@ -157,5 +193,7 @@ def get_trainer(model_type: str) -> type[Trainer]:
 
 
 def trainers() -> dict[str, type[Trainer]]:
-    _load_builtins()
+    """Every registered trainer by ``model_type``: the built-ins that can load, and the DIY ones."""
+    for model_type in _BUILTINS:
+        _load_builtin(model_type)
     return dict(_TRAINERS)

@@ -27,7 +27,14 @@ import numpy as np
 
 from kiln.errors import TrainingError
 from kiln.train._checks import check_bool, check_choice, check_matrix, check_number, elapsed_ms
-from kiln.train._contract import Array, IterationInfo, Task, Trainer, register_trainer
+from kiln.train._contract import (
+    Array,
+    IterationInfo,
+    Task,
+    Trainer,
+    record_iteration,
+    register_trainer,
+)
 
 __all__ = ["KMeansTrainer"]
 
@@ -132,8 +139,10 @@ class KMeansTrainer(Trainer):
             self._centers = centers
             loss = self._loss(Z)
             eval_loss = None if Ze is None else self._loss(Ze)
-            self.training_info_.append(
-                IterationInfo(iteration, loss, eval_loss, None, elapsed_ms(started))
+            record_iteration(
+                self,
+                self.training_info_,
+                IterationInfo(iteration, loss, eval_loss, None, elapsed_ms(started)),
             )
             current = loss if eval_loss is None else eval_loss
             slow = (

@@ -49,7 +49,15 @@ from kiln.train._checks import (
     class_codes,
     elapsed_ms,
 )
-from kiln.train._contract import Array, IterationInfo, Task, Trainer, register_trainer
+from kiln.train._contract import (
+    Array,
+    IterationInfo,
+    Task,
+    Trainer,
+    record_iteration,
+    register_trainer,
+)
+from kiln.transform import OneHotFeatures
 
 __all__ = ["LinearRegTrainer", "LogisticRegTrainer"]
 
@@ -67,6 +75,8 @@ LossFn = Callable[[Array], tuple[float, Array]]
 
 class _GLM(Trainer):
     """Settings, gradient descent, weights and save/load shared by the two GLMs."""
+
+    accepts_one_hot_features = True
 
     def __init__(
         self,
@@ -181,10 +191,13 @@ class _GLM(Trainer):
             V, b = self._normal_equation(Z, T, s, sigma)
             self.training_info_ = []
             loss = self._objective(Z, T, s, sigma, V, b)
-            self.training_info_.append(IterationInfo(0, loss, None, None, elapsed_ms(started)))
             self._set_weights(V, b, mu, sigma)
-            if eval_data is not None:
-                self.training_info_[0].eval_loss = self._eval_loss(*eval_data)
+            eval_loss = self._eval_loss(*eval_data) if eval_data is not None else None
+            record_iteration(
+                self,
+                self.training_info_,
+                IterationInfo(0, loss, eval_loss, None, elapsed_ms(started)),
+            )
         else:
             self._gradient_descent(Z, T, s, sigma, mu, eval_data)
         return self
@@ -292,8 +305,10 @@ class _GLM(Trainer):
             loss = f + l1(V)
             self._set_weights(V, b, mu, sigma)
             eval_loss = self._eval_loss(*eval_data) if eval_data is not None else None
-            self.training_info_.append(
-                IterationInfo(iteration, loss, eval_loss, step, elapsed_ms(started))
+            record_iteration(
+                self,
+                self.training_info_,
+                IterationInfo(iteration, loss, eval_loss, step, elapsed_ms(started)),
             )
             current = eval_loss if eval_loss is not None else loss
             progress = (previous - current) / max(abs(previous), 1e-300)
@@ -310,10 +325,19 @@ class _GLM(Trainer):
         total, _ = self._loss_fn(T, np.ones(X.shape[0]))(X @ self._W + self._b)
         return total / float(X.shape[0])
 
-    def _scores(self, X: Array) -> Array:
+    def _scores(self, X: Array | OneHotFeatures) -> Array:
         self._check_fitted("_W", "training_info_")
+        if isinstance(X, OneHotFeatures):  # one-hot blocks as codes: a weight lookup each
+            check_matrix(self.model_type, X.dense)
+            if X.shape[1] != self._W.shape[0]:
+                raise TrainingError(
+                    f"{self.model_type}: X has {X.shape[1]} features; the model was fitted on"
+                    f" {self._W.shape[0]}"
+                )
+            result: Array = X @ self._W + self._b
+            return result
         Xm = check_matrix(self.model_type, X, n_features=self._W.shape[0])
-        result: Array = Xm @ self._W + self._b
+        result = Xm @ self._W + self._b
         return result
 
     # -- weights ----------------------------------------------------------------------------------
@@ -387,7 +411,7 @@ class LinearRegTrainer(_GLM):
 
         return loss
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         result: Array = self._scores(X)[:, 0]
         return result
 
@@ -488,7 +512,7 @@ class LogisticRegTrainer(_GLM):
 
         return softmax
 
-    def predict_proba(self, X: Array) -> Array:
+    def predict_proba(self, X: Array | OneHotFeatures) -> Array:
         """Probabilities, rows x classes, columns in ``classes_`` order."""
         scores = self._scores(X)
         if scores.shape[1] == 1:
@@ -498,7 +522,7 @@ class LogisticRegTrainer(_GLM):
         result: Array = shifted / shifted.sum(axis=1, keepdims=True)
         return result
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         proba = self.predict_proba(X)
         result: Array = self.classes_[np.argmax(proba, axis=1)]
         return result

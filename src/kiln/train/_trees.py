@@ -82,7 +82,7 @@ from kiln.train._checks import (
     check_number,
     check_rows,
 )
-from kiln.train._contract import IterationInfo, Trainer, register_trainer
+from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
 
 if TYPE_CHECKING:
     import lightgbm
@@ -116,7 +116,14 @@ class _Recorder:
     order = 30
     before_iteration = False
 
-    def __init__(self, *, learning_rate: float | None, min_rel_progress: float | None) -> None:
+    def __init__(
+        self,
+        trainer: Trainer,
+        *,
+        learning_rate: float | None,
+        min_rel_progress: float | None,
+    ) -> None:
+        self.trainer = trainer
         self.learning_rate = learning_rate
         self.min_rel_progress = min_rel_progress
         self.rows: list[IterationInfo] = []
@@ -138,7 +145,7 @@ class _Recorder:
             duration_ms=duration_ms,
         )
         previous = self.rows[-1] if self.rows else None
-        self.rows.append(row)
+        record_iteration(self.trainer, self.rows, row)
         if self.min_rel_progress is None or previous is None:
             return
         before = previous.eval_loss if row.eval_loss is not None else previous.loss
@@ -299,6 +306,7 @@ class _LightGBMTrees(Trainer):
             valid_names.append("eval")
 
         recorder = _Recorder(
+            self,
             learning_rate=learning_rate,
             min_rel_progress=self._params["min_rel_progress"] if early_stop else None,
         )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kiln.transform._graph import (
         FeatureMatrix,
         FittedTransform,
+        OneHotFeatures,
         TransformGraph,
         TransformWarning,
     )
@@ -47,6 +48,7 @@ __all__ = [
     "FAMILIES",
     "FeatureMatrix",
     "FittedTransform",
+    "OneHotFeatures",
     "Op",
     "TransformGraph",
     "TransformWarning",
@@ -77,6 +79,7 @@ _EXPORTS["FAMILIES"] = "kiln.transform._auto"
 _EXPORTS["auto_transform"] = "kiln.transform._auto"
 _EXPORTS["FeatureMatrix"] = "kiln.transform._graph"
 _EXPORTS["FittedTransform"] = "kiln.transform._graph"
+_EXPORTS["OneHotFeatures"] = "kiln.transform._graph"
 _EXPORTS["TransformGraph"] = "kiln.transform._graph"
 _EXPORTS["TransformWarning"] = "kiln.transform._graph"
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

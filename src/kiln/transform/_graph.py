@@ -39,12 +39,13 @@ import numpy as np
 import pyarrow as pa
 
 from kiln.errors import DataError, NotFittedError
-from kiln.transform._ops import OPS, Block, Context, FloatArray, Op, State
+from kiln.transform._ops import OPS, Block, Context, FloatArray, Op, State, single_block
 
 __all__ = [
     "FORMAT",
     "FeatureMatrix",
     "FittedTransform",
+    "OneHotFeatures",
     "TransformGraph",
     "TransformWarning",
 ]
@@ -55,6 +56,38 @@ FORMAT_VERSION = 1
 
 class TransformWarning(UserWarning):
     """Something a transform dropped or ignored (a constant column, a column no op uses)."""
+
+
+@dataclass
+class OneHotFeatures:
+    """A feature matrix with its one-hot blocks held as codes: ``dense`` holds the other
+    columns (their places in the full matrix in ``dense_columns``), ``hot`` each one-hot block
+    as (its first column, per row the offset of its 1 or NaN for none). ``self @ W`` equals
+    ``X @ W`` for the full ``X`` of ``shape``, at the cost of a lookup per block and row."""
+
+    shape: tuple[int, int]
+    dense: FloatArray
+    dense_columns: np.ndarray[Any, np.dtype[np.intp]]
+    hot: list[tuple[int, FloatArray]]
+
+    def __matmul__(self, W: FloatArray) -> FloatArray:
+        if W.shape[0] != self.shape[1]:
+            raise ValueError(f"matmul: {self.shape} @ {W.shape}")
+        out: FloatArray = self.dense @ W[self.dense_columns]
+        padded = np.concatenate([W, np.zeros((1, *W.shape[1:]))])  # row -1: no category
+        for start, codes in self.hot:
+            index = np.where(np.isnan(codes), -1, codes + start).astype(np.intp)
+            out += padded[index]
+        return out
+
+    def toarray(self) -> FloatArray:
+        """The full matrix (what ``transform(table).X`` gives)."""
+        X = np.zeros(self.shape, order="F")
+        X[:, self.dense_columns] = self.dense
+        for start, codes in self.hot:
+            ok = ~np.isnan(codes)
+            X[np.nonzero(ok)[0], codes[ok].astype(np.intp) + start] = 1.0
+        return X
 
 
 @dataclass
@@ -178,6 +211,44 @@ class FittedTransform:
 
     def transform(self, table: pa.Table | pa.RecordBatch) -> FeatureMatrix:
         """``X``, names, categorical codes and sources for ``table`` (a batch or a single row)."""
+        n, blocks = self._blocks(table)
+        # column-major: each block's columns are copied contiguously (a row-major hstack of a
+        # million rows is several times slower); trainers (numpy, LightGBM, torch) take either
+        X = np.empty((n, sum(b.width for b in blocks)), order="F")
+        at = 0
+        for b in blocks:
+            b.write(X[:, at : at + b.width])
+            at += b.width
+        names = [n for b in blocks for n in b.names]
+        source = [s for b in blocks for s in b.source]
+        flags = [f for b in blocks for f in b.categorical]
+        categorical = [i for i, f in enumerate(flags) if f]
+        return FeatureMatrix(X, names, categorical, source)
+
+    def one_hot_features(self, table: pa.Table | pa.RecordBatch) -> OneHotFeatures:
+        """The same features as ``transform(table).X``, one-hot blocks kept as codes: what a
+        linear model predicts from (a weight lookup per category instead of a product with a
+        column per category)."""
+        n, blocks = self._blocks(table)
+        width = sum(b.width for b in blocks)
+        dense_columns: list[int] = []
+        hot: list[tuple[int, FloatArray]] = []
+        at = 0
+        for b in blocks:
+            if b.hot is not None:
+                hot.append((at, b.hot))
+            else:
+                dense_columns.extend(range(at, at + b.width))
+            at += b.width
+        dense = np.empty((n, len(dense_columns)), order="F")
+        at = 0
+        for b in blocks:
+            if b.hot is None:
+                b.write(dense[:, at : at + b.width])
+                at += b.width
+        return OneHotFeatures((n, width), dense, np.asarray(dense_columns, dtype=np.intp), hot)
+
+    def _blocks(self, table: pa.Table | pa.RecordBatch) -> tuple[int, list[Block]]:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         if not isinstance(table, pa.Table):
@@ -196,7 +267,7 @@ class FittedTransform:
                 op.apply(ctx, state)
                 column = self._emit_at.get(i)
                 if column is not None:
-                    blocks.append(_single(ctx.numeric(column), column))
+                    blocks.append(single_block(ctx.numeric(column), column))
             else:
                 block = op.apply(ctx, state)
                 assert block is not None
@@ -205,19 +276,8 @@ class FittedTransform:
                 blocks.append(block)
             seen.update(blocks[-1].names if blocks else ())
         for column in self.passthrough:
-            blocks.append(_single(ctx.numeric(column), column))
-        # column-major: each block's columns are copied contiguously (a row-major hstack of a
-        # million rows is several times slower); trainers (numpy, LightGBM, torch) take either
-        X = np.empty((table.num_rows, sum(b.X.shape[1] for b in blocks)), order="F")
-        at = 0
-        for b in blocks:
-            X[:, at : at + b.X.shape[1]] = b.X
-            at += b.X.shape[1]
-        names = [n for b in blocks for n in b.names]
-        source = [s for b in blocks for s in b.source]
-        flags = [f for b in blocks for f in b.categorical]
-        categorical = [i for i, f in enumerate(flags) if f]
-        return FeatureMatrix(X, names, categorical, source)
+            blocks.append(single_block(ctx.numeric(column), column))
+        return table.num_rows, blocks
 
     # -- serialisation ----------------------------------------------------------------------------
 
@@ -314,10 +374,6 @@ class FittedTransform:
             return cls(ops, states, list(body["passthrough"]), list(body.get("exclude", [])))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{source}: not a valid Kiln transform: {e}") from e
-
-
-def _single(values: FloatArray, name: str) -> Block:
-    return Block(values.reshape(-1, 1), [name], [name], [False])
 
 
 def _num(v: Any) -> Any:

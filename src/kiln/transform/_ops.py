@@ -86,12 +86,29 @@ DATETIME_PARTS = (
 
 @dataclass
 class Block:
-    """Output features of one op: a (rows x k) float64 block and, per column, its metadata."""
+    """Output features of one op: a (rows x k) float64 block ``X`` and, per column, its metadata.
+    A one-hot block holds ``hot`` instead of ``X``: per row the index of its 1 (NaN: a row of
+    zeros), so a linear model can look its weights up rather than multiply thousands of zeros."""
 
-    X: FloatArray
+    X: FloatArray | None
     names: list[str]
     source: list[str]
     categorical: list[bool]
+    hot: FloatArray | None = None
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def write(self, out: FloatArray) -> None:
+        """Fill ``out`` (a rows x width view of the feature matrix) with this block."""
+        if self.hot is None:
+            assert self.X is not None
+            out[...] = self.X
+            return
+        out[...] = 0.0
+        ok = ~np.isnan(self.hot)
+        out[np.nonzero(ok)[0], self.hot[ok].astype(np.intp)] = 1.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,14 +145,43 @@ class Context:
                 )
         return values
 
-    def strings(self, name: str) -> pa.ChunkedArray:
-        """A column as strings with nulls (and NaN) replaced by :data:`MISSING`."""
+    def strings(self, name: str, *, fill: bool = True) -> pa.ChunkedArray:
+        """A column as strings with nulls (and NaN) replaced by :data:`MISSING` (left null with
+        ``fill=False``, which spares a copy of every string where only codes are wanted)."""
         col = self.raw(name)
         if isinstance(col, np.ndarray):
             arr = pa.chunked_array([pa.array(col, from_pandas=True)])
         else:
             arr = col
-        return _to_strings(arr, name)
+        return _to_strings(arr, name, fill=fill)
+
+    def codes(self, name: str, vocab: list[str]) -> FloatArray:
+        """Each value's index in ``vocab`` (float64), missing values at :data:`MISSING`'s index,
+        NaN where the value is not in ``vocab``. A dictionary-encoded column (Parquet, Polars
+        categoricals, DuckDB enums) is looked up once per dictionary entry, not once per row."""
+        col = self.raw(name)
+        if (
+            isinstance(col, pa.ChunkedArray)
+            and pa.types.is_dictionary(col.type)
+            and (
+                pa.types.is_string(col.type.value_type)
+                or pa.types.is_large_string(col.type.value_type)
+            )
+        ):
+            parts = []
+            for chunk in col.chunks:
+                per_entry = _codes(chunk.dictionary, vocab)
+                indices = chunk.indices
+                valid = np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                part = np.full(
+                    len(chunk), float(vocab.index(MISSING)) if MISSING in vocab else np.nan
+                )
+                part[valid] = per_entry[
+                    np.asarray(indices.to_numpy(zero_copy_only=False))[valid].astype(np.intp)
+                ]
+                parts.append(part)
+            return np.concatenate(parts) if parts else np.zeros(0)
+        return _codes(self.strings(name, fill=False), vocab)
 
 
 def _to_float(col: pa.ChunkedArray, name: str) -> FloatArray:
@@ -186,7 +232,7 @@ def _first_unparsable(col: pa.ChunkedArray) -> int | None:
     return None if bad is None else int(bad)
 
 
-def _to_strings(col: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+def _to_strings(col: pa.ChunkedArray, name: str, *, fill: bool = True) -> pa.ChunkedArray:
     t = col.type
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
@@ -202,7 +248,8 @@ def _to_strings(col: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
                 f"found Arrow type {t}"
             )
         col = col.cast(pa.string())
-    return pc.fill_null(col.cast(pa.string()), MISSING)
+    col = col.cast(pa.string())
+    return pc.fill_null(col, MISSING) if fill else col
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -299,7 +346,8 @@ def _column_stats(values: FloatArray) -> dict[str, float]:
     }
 
 
-def _one(values: FloatArray, name: str) -> Block:
+def single_block(values: FloatArray, name: str) -> Block:
+    """One numeric feature named after its column."""
     return Block(values.reshape(-1, 1), [name], [name], [False])
 
 
@@ -322,7 +370,7 @@ class StandardScale(Op):
 
     def apply(self, ctx: Context, state: State) -> Block:
         x = ctx.numeric(self.column)
-        return _one((x - _f(state["mean"])) / _f(state["scale"]), self.column)
+        return single_block((x - _f(state["mean"])) / _f(state["scale"]), self.column)
 
 
 @_register
@@ -340,7 +388,7 @@ class MinMaxScale(Op):
 
     def apply(self, ctx: Context, state: State) -> Block:
         x = ctx.numeric(self.column)
-        return _one((x - _f(state["min"])) / _f(state["scale"]), self.column)
+        return single_block((x - _f(state["min"])) / _f(state["scale"]), self.column)
 
 
 @_register
@@ -357,7 +405,7 @@ class MaxAbsScale(Op):
         return {"scale": m if m > 0 else 1.0}
 
     def apply(self, ctx: Context, state: State) -> Block:
-        return _one(ctx.numeric(self.column) / _f(state["scale"]), self.column)
+        return single_block(ctx.numeric(self.column) / _f(state["scale"]), self.column)
 
 
 @_register
@@ -379,7 +427,7 @@ class RobustScale(Op):
 
     def apply(self, ctx: Context, state: State) -> Block:
         x = ctx.numeric(self.column)
-        return _one((x - _f(state["center"])) / _f(state["scale"]), self.column)
+        return single_block((x - _f(state["center"])) / _f(state["scale"]), self.column)
 
 
 def _f(v: Any) -> float:
@@ -504,10 +552,8 @@ def _codes_block(
 ) -> Block:
     if not one_hot:
         return Block(codes.reshape(-1, 1), [name], [source], [True])
-    X = np.zeros((len(codes), k), order="F")
-    ok = ~np.isnan(codes)
-    X[np.nonzero(ok)[0], codes[ok].astype(np.int64)] = 1.0
-    return Block(X, [f"{name}={label}" for label in labels], [source] * k, [False] * k)
+    names = [f"{name}={label}" for label in labels]
+    return Block(None, names, [source] * k, [False] * k, hot=codes)
 
 
 @_register
@@ -639,9 +685,15 @@ def _vocabulary(
 
 
 def _codes(values: pa.ChunkedArray | pa.Array, vocab: list[str]) -> FloatArray:
-    """Index of each value in ``vocab`` (float64), NaN where it is not there."""
+    """Index of each value in ``vocab`` (float64), NaN where it is not there; a null value is
+    :data:`MISSING` (its index when ``vocab`` has it)."""
     idx = pc.index_in(values, value_set=pa.array(vocab, pa.string()))
-    return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.float64)
+    codes = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if values.null_count and MISSING in vocab:
+        codes[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = (
+            vocab.index(MISSING)
+        )
+    return codes
 
 
 @dataclass(frozen=True)
@@ -680,7 +732,7 @@ class OneHot(_Categorical):
 
     def apply(self, ctx: Context, state: State) -> Block:
         vocab: list[str] = state["vocabulary"]
-        codes = _codes(ctx.strings(self.column), vocab)
+        codes = ctx.codes(self.column, vocab)
         labels = [_label(v) for v in vocab]
         if self.unknown == "bucket":
             codes = np.where(np.isnan(codes), float(len(vocab)), codes)
@@ -698,7 +750,7 @@ class LabelEncode(_Categorical):
 
     def apply(self, ctx: Context, state: State) -> Block:
         vocab: list[str] = state["vocabulary"]
-        codes = _codes(ctx.strings(self.column), vocab)
+        codes = ctx.codes(self.column, vocab)
         if self.unknown == "bucket":
             codes = np.where(np.isnan(codes), float(len(vocab)), codes)
         return Block(codes.reshape(-1, 1), [self.column], [self.column], [True])

@@ -74,7 +74,14 @@ from kiln.train._checks import (
     class_codes,
     elapsed_ms,
 )
-from kiln.train._contract import Array, IterationInfo, Task, Trainer, register_trainer
+from kiln.train._contract import (
+    Array,
+    IterationInfo,
+    Task,
+    Trainer,
+    record_iteration,
+    register_trainer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -490,10 +497,12 @@ class _Dnn(Trainer):
                     f" learn_rate={self.learn_rate:g}; lower learn_rate"
                 )
             eval_loss = self._mean_loss(torch, *ev, None) * scale if ev is not None else None
-            self.training_info_.append(
+            record_iteration(
+                self,
+                self.training_info_,
                 IterationInfo(
                     iteration, current_loss, eval_loss, self.learn_rate, elapsed_ms(started)
-                )
+                ),
             )
             current = eval_loss if eval_loss is not None else current_loss
             progress = (previous - current) / max(abs(previous), 1e-300)
