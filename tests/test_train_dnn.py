@@ -82,20 +82,47 @@ def test_multiclass_iris_with_string_labels() -> None:
     assert model.predict_proba(X).shape == (150, 3)
 
 
+# BigQuery ML's documented defaults (read 2026-11-26):
+# https://docs.cloud.google.com/bigquery/docs/reference/standard-sql/bigqueryml-syntax-create-dnn-models
+DOCUMENTED_DEFAULTS: dict[str, Any] = {
+    "hidden_units": None,  # a rule on the data: min(128, rows / (10 * (inputs + outputs)))
+    "activation_fn": "RELU",
+    "optimizer": "ADAM",
+    "learn_rate": 0.001,
+    "batch_size": None,  # a rule on the data: min(32, rows)
+    "dropout": 0.0,
+    "l1_reg": 0.0,
+    "l2_reg": 0.0,
+    "max_iterations": 20,
+    "early_stop": True,
+    "min_rel_progress": 0.01,
+}
+
+
 def test_defaults_follow_bigquery_ml() -> None:
     params = DnnRegressorTrainer().get_params()
-    assert params["activation_fn"] == "RELU"
-    assert params["optimizer"] == "ADAM"
-    assert params["learn_rate"] == 0.001
-    assert params["dropout"] == 0.0
-    assert params["max_iterations"] == 20
-    assert params["early_stop"] is True
-    assert params["min_rel_progress"] == 0.01
+    assert {k: params[k] for k in DOCUMENTED_DEFAULTS} == DOCUMENTED_DEFAULTS
+    assert {k: params[k] for k in ("seed", "num_threads", "device")} == {
+        "seed": 0,
+        "num_threads": 1,
+        "device": "auto",
+    }
+    classifier = DnnClassifierTrainer().get_params()
+    assert classifier["auto_class_weights"] is False
+    assert classifier["class_weights"] is None
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 4))
     model = DnnRegressorTrainer().fit(X, X[:, 0])
-    assert model.batch_size_ == 300  # min(1024, rows)
+    assert model.batch_size_ == 32  # min(32, rows), BigQuery ML's default
     assert model.hidden_units_ == [300 // (10 * (4 + 1))]
+
+
+def test_default_batch_size_is_32_or_the_row_count() -> None:
+    X = np.random.default_rng(6).normal(size=(20, 2))
+    small = DnnRegressorTrainer(max_iterations=1).fit(X, X[:, 0])
+    assert small.batch_size_ == 20
+    given = DnnRegressorTrainer(max_iterations=1, batch_size=8192).fit(X, X[:, 0])
+    assert given.batch_size_ == 8192  # as given (at most 8192); one batch of all 20 rows
 
 
 def test_training_info_and_early_stopping(wave: tuple[np.ndarray, np.ndarray]) -> None:
@@ -208,8 +235,11 @@ def test_class_weights_shift_predictions() -> None:
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"learn_rate": 0}, "learn_rate"),
         ({"batch_size": 10_000}, "batch_size"),
+        ({"batch_size": 8193}, "batch_size"),
+        ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 1.5}, "batch_size"),
         ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
         ({"l1_reg": -1}, "l1_reg"),
         ({"l2_reg": float("nan")}, "l2_reg"),
         ({"max_iterations": 0}, "max_iterations"),

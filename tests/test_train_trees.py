@@ -272,20 +272,94 @@ def test_sample_and_class_weights_shift_predictions(cancer: Split) -> None:
 # -- settings and errors ------------------------------------------------------------------------
 
 
+# BigQuery ML's documented defaults, checked against the reference pages (read 2026-11-26):
+# https://docs.cloud.google.com/bigquery/docs/reference/standard-sql/bigqueryml-syntax-create-boosted-tree
+# https://docs.cloud.google.com/bigquery/docs/reference/standard-sql/bigqueryml-syntax-create-random-forest
+BOOSTED_DEFAULTS: dict[str, Any] = {
+    "booster_type": "GBTREE",
+    "dart_normalize_type": "TREE",
+    "num_parallel_tree": 1,
+    "max_tree_depth": 6,
+    "dropout": 0.0,
+    "l1_reg": 0.0,
+    "l2_reg": 1.0,
+    "learn_rate": 0.3,
+    "tree_method": "AUTO",
+    "min_tree_child_weight": 1,
+    "colsample_bytree": 1.0,
+    "colsample_bylevel": 1.0,
+    "colsample_bynode": 1.0,
+    "min_split_loss": 0.0,
+    "subsample": 1.0,
+    "auto_class_weights": False,
+    "class_weights": None,
+    "enable_global_explain": False,
+    "early_stop": True,
+    "min_rel_progress": 0.01,
+    "max_iterations": 20,
+}
+FOREST_DEFAULTS: dict[str, Any] = {
+    "num_parallel_tree": 100,
+    "max_tree_depth": 15,
+    "l1_reg": 0.0,
+    "l2_reg": 1.0,
+    "tree_method": "AUTO",
+    "min_tree_child_weight": 1,
+    "colsample_bytree": 1.0,
+    "colsample_bylevel": 1.0,
+    "colsample_bynode": 0.8,
+    "min_split_loss": 0.0,
+    "subsample": 0.8,
+    "auto_class_weights": False,
+    "class_weights": None,
+    "enable_global_explain": False,
+    "early_stop": True,
+    "min_rel_progress": 0.01,
+}
+KILN_DEFAULTS: dict[str, Any] = {
+    "num_leaves": None,
+    "min_data_in_leaf": 1,
+    "max_bin": 255,
+    "cat_smooth": 10.0,
+    "min_data_per_group": 100,
+    "max_cat_threshold": 32,
+    "num_threads": 1,
+    "seed": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "documented"),
+    [
+        (BoostedTreeClassifier, {**BOOSTED_DEFAULTS, **KILN_DEFAULTS, "early_stop_rounds": None}),
+        (RandomForestClassifier, {**FOREST_DEFAULTS, **KILN_DEFAULTS}),
+    ],
+)
+def test_every_default_is_bigquery_mls_or_kilns_documented_one(
+    cls: type[Any], documented: dict[str, Any]
+) -> None:
+    params = cls().get_params()
+    assert params == documented  # every option, and no undocumented one
+    integers = ["num_parallel_tree", "max_tree_depth", "min_data_in_leaf", "max_bin"]
+    integers += ["min_data_per_group", "max_cat_threshold", "num_threads", "seed"]
+    assert all(type(params[name]) is int for name in integers)
+    assert type(params["cat_smooth"]) is float
+
+
 def test_defaults_are_bigquery_mls() -> None:
-    boosted = BoostedTreeClassifier().get_params()
-    assert boosted["max_iterations"] == 20
-    assert boosted["learn_rate"] == 0.3
-    assert boosted["max_tree_depth"] == 6
-    assert boosted["l2_reg"] == 1.0
-    assert boosted["booster_type"] == "GBTREE"
-    assert boosted["early_stop"] is True
-    assert boosted["min_rel_progress"] == 0.01
+    boosted = BoostedTreeRegressor().get_params()
+    assert {k: boosted[k] for k in ("max_iterations", "learn_rate", "max_tree_depth")} == {
+        "max_iterations": 20,
+        "learn_rate": 0.3,
+        "max_tree_depth": 6,
+    }
+    assert "class_weights" not in boosted
     forest = RandomForestRegressor().get_params()
     assert forest["num_parallel_tree"] == 100
     assert forest["subsample"] == 0.8
     assert forest["colsample_bynode"] == 0.8
     assert "class_weights" not in forest
+    assert "early_stop_rounds" not in forest  # boosted trees only
     assert BoostedTreeRegressor(**BoostedTreeRegressor().get_params()).get_params() == (
         BoostedTreeRegressor().get_params()
     )
@@ -330,6 +404,34 @@ def test_num_threads_and_determinism_reach_lightgbm(cancer: Split) -> None:
         (BoostedTreeClassifier, {"class_weights": {"a": -1}}, "class_weights"),
         (RandomForestClassifier, {"num_parallel_tree": 1}, "num_parallel_tree"),
         (RandomForestRegressor, {"subsample": 1.0}, "subsample"),
+        # the ranges BigQuery ML documents
+        (RandomForestRegressor, {"subsample": 1.0, "colsample_bytree": 0.5}, "subsample"),
+        (RandomForestRegressor, {"subsample": 0.0}, "subsample"),
+        (RandomForestRegressor, {"max_tree_depth": 0}, "max_tree_depth"),
+        (BoostedTreeRegressor, {"max_tree_depth": 21}, "max_tree_depth"),
+        (BoostedTreeRegressor, {"dropout": 1.5}, "dropout"),
+        (BoostedTreeRegressor, {"min_tree_child_weight": -1}, "min_tree_child_weight"),
+        (BoostedTreeRegressor, {"colsample_bynode": 1.1}, "colsample_bynode"),
+        (BoostedTreeRegressor, {"l2_reg": -0.5}, "l2_reg"),
+        (BoostedTreeRegressor, {"dart_normalize_type": "sum"}, "dart_normalize_type"),
+        # Kiln's own LightGBM settings
+        (BoostedTreeRegressor, {"num_leaves": 1}, "num_leaves"),
+        (RandomForestRegressor, {"num_leaves": 131073}, "num_leaves"),
+        (BoostedTreeRegressor, {"num_leaves": 8.0}, "num_leaves"),
+        (BoostedTreeRegressor, {"min_data_in_leaf": 0}, "min_data_in_leaf"),
+        (BoostedTreeRegressor, {"early_stop_rounds": 0}, "early_stop_rounds"),
+        (BoostedTreeRegressor, {"early_stop_rounds": True}, "early_stop_rounds"),
+        (BoostedTreeRegressor, {"max_bin": 1}, "max_bin"),
+        (RandomForestRegressor, {"max_bin": 65536}, "max_bin"),
+        (BoostedTreeRegressor, {"cat_smooth": -1.0}, "cat_smooth"),
+        (BoostedTreeRegressor, {"cat_smooth": float("inf")}, "cat_smooth"),
+        (BoostedTreeRegressor, {"min_data_per_group": 0}, "min_data_per_group"),
+        (RandomForestClassifier, {"max_cat_threshold": 0}, "max_cat_threshold"),
+        (
+            BoostedTreeClassifier,
+            {"booster_type": "DART", "early_stop_rounds": 5},
+            "early_stop_rounds does not apply to booster_type DART",
+        ),
     ],
 )
 def test_bad_settings_name_the_option(
@@ -371,6 +473,216 @@ def test_not_fitted(cls: type[Any], tmp_path: Path) -> None:
         model.contributions(np.zeros((1, 3)))
     with pytest.raises(NotFittedError):
         model.save(tmp_path)
+
+
+# -- Kiln's own LightGBM settings ---------------------------------------------------------------
+
+
+def _trees(model: Any) -> list[dict[str, Any]]:
+    return list(model.booster_.dump_model()["tree_info"])
+
+
+def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
+    if "leaf_value" in node:
+        return [node]
+    return _leaves(node["left_child"]) + _leaves(node["right_child"])
+
+
+def test_native_settings_reach_lightgbm(cancer: Split) -> None:
+    X, _, y, _ = cancer
+    settings: dict[str, Any] = {
+        "num_leaves": 5,
+        "min_data_in_leaf": 7,
+        "max_bin": 63,
+        "cat_smooth": 2.5,
+        "min_data_per_group": 20,
+        "max_cat_threshold": 4,
+    }
+    families: list[tuple[type[Any], dict[str, Any]]] = [
+        (BoostedTreeClassifier, {"max_iterations": 3}),
+        (RandomForestClassifier, {"num_parallel_tree": 3}),
+    ]
+    for cls, rounds in families:
+        model = cls(**settings, **rounds).fit(X, y)
+        assert {k: model.booster_.params[k] for k in settings} == settings
+        for tree in _trees(model):
+            assert tree["num_leaves"] <= 5
+            assert all(leaf["leaf_count"] >= 7 for leaf in _leaves(tree["tree_structure"]))
+
+
+def test_num_leaves_left_unset_keeps_the_depth_rule(cancer: Split) -> None:
+    X, _, y, _ = cancer
+    assert (
+        BoostedTreeClassifier(max_iterations=1, max_tree_depth=3)
+        .fit(X, y)
+        .booster_.params["num_leaves"]
+        == 2**3
+    )
+    few = BoostedTreeClassifier(max_iterations=1).fit(X[:40], y[:40])
+    assert few.booster_.params["num_leaves"] == 40  # 2 ** 6 capped at the row count
+    given = BoostedTreeClassifier(max_iterations=1, num_leaves=100).fit(X[:40], y[:40])
+    assert given.booster_.params["num_leaves"] == 100  # as is
+
+
+@pytest.mark.parametrize(
+    ("settings", "max_bin"),
+    [
+        ({}, 255),
+        ({"tree_method": "EXACT"}, 1023),  # max_bin left at 255: EXACT raises it
+        ({"tree_method": "EXACT", "max_bin": 63}, 63),  # set: used as is
+        ({"tree_method": "HIST", "max_bin": 1023}, 1023),
+    ],
+)
+def test_max_bin_and_tree_method_exact(
+    diabetes: Split, settings: dict[str, Any], max_bin: int
+) -> None:
+    X, _, y, _ = diabetes
+    model = BoostedTreeRegressor(max_iterations=1, **settings).fit(X, y)
+    assert model.booster_.params["max_bin"] == max_bin
+    assert model.get_params()["max_bin"] == settings.get("max_bin", 255)
+
+
+def test_max_cat_threshold_limits_the_categories_of_a_split() -> None:
+    rng = np.random.default_rng(0)
+    code = rng.integers(0, 12, size=2000)
+    y = np.isin(code, [1, 4, 7, 10]).astype(int)
+    X = np.column_stack([code, rng.normal(size=2000)]).astype(float)
+
+    def widest_split(**settings: Any) -> int:
+        model = BoostedTreeClassifier(max_iterations=3, max_tree_depth=2, **settings)
+        model.fit(X, y, categorical=[0])
+        widths = [0]
+        for tree in _trees(model):
+            stack = [tree["tree_structure"]]
+            while stack:
+                node = stack.pop()
+                if "leaf_value" in node:
+                    continue
+                if node["decision_type"] == "==":
+                    widths.append(len(str(node["threshold"]).split("||")))
+                stack += [node["left_child"], node["right_child"]]
+        return max(widths)
+
+    assert widest_split() >= 2
+    assert widest_split(max_cat_threshold=1) == 1
+
+
+def test_early_stop_rounds_keeps_the_best_iteration(diabetes: Split, tmp_path: Path) -> None:
+    X, X_test, y, y_test = diabetes
+    model = BoostedTreeRegressor(max_iterations=200, early_stop_rounds=4).fit(
+        X, y, X_eval=X_test, y_eval=y_test
+    )
+    losses = [row.eval_loss for row in model.training_info_]
+    assert all(loss is not None for loss in losses)
+    best = int(np.argmin(np.asarray(losses, dtype=float)))
+    assert model.best_iteration_ == best
+    assert len(losses) == best + 1 + 4 < 200  # stopped 4 rounds without improvement
+    assert [row.iteration for row in model.training_info_] == list(range(len(losses)))
+    assert model.booster_.current_iteration() == best + 1  # only the trees up to the best
+    # the kept model is the one trained for best + 1 rounds
+    plain = BoostedTreeRegressor(max_iterations=best + 1, early_stop=False).fit(X, y)
+    np.testing.assert_allclose(model.predict(X_test), plain.predict(X_test))
+    mse = float(np.mean((model.predict(X_test) - y_test) ** 2))
+    assert mse == pytest.approx(losses[best])  # LightGBM's l2 on the eval set is the MSE
+    saved = json.loads(json.dumps(model.save(tmp_path)))
+    assert saved["best_iteration"] == best
+    loaded = BoostedTreeRegressor.load(tmp_path, saved)
+    assert loaded.best_iteration_ == best
+    assert loaded.get_params()["early_stop_rounds"] == 4
+    assert loaded.training_info_ == model.training_info_
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
+
+
+def test_early_stop_rounds_trims_to_the_best_even_without_stopping(cancer: Split) -> None:
+    X, X_test, y, y_test = cancer
+    model = BoostedTreeClassifier(max_iterations=30, learn_rate=1.0, early_stop_rounds=100)
+    model.fit(X, y, X_eval=X_test, y_eval=y_test)
+    losses = np.asarray([row.eval_loss for row in model.training_info_], dtype=float)
+    assert len(losses) == 30  # never stopped: min_rel_progress is not applied either
+    assert model.best_iteration_ == int(np.argmin(losses)) < 29  # learn_rate 1 overfits
+    assert model.booster_.current_iteration() == model.best_iteration_ + 1
+    p = model.predict_proba(X_test)[:, list(model.classes_).index("malignant")]
+    truth = (y_test == "malignant").astype(float)
+    log_loss = -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p))
+    assert log_loss == pytest.approx(losses[model.best_iteration_], rel=1e-6)
+
+
+def test_best_iteration_is_the_last_round_without_early_stop_rounds(
+    cancer: Split, diabetes: Split
+) -> None:
+    X, _, y, _ = cancer
+    model = BoostedTreeClassifier(max_iterations=5, early_stop=False).fit(X, y)
+    assert model.best_iteration_ == 4
+    forest = RandomForestRegressor(num_parallel_tree=6).fit(diabetes[0], diabetes[2])
+    assert forest.best_iteration_ == 5
+
+
+def test_early_stop_rounds_needs_an_eval_set(cancer: Split) -> None:
+    X, _, y, _ = cancer
+    model = BoostedTreeClassifier(early_stop_rounds=3)
+    with pytest.raises(TrainingError, match="early_stop_rounds needs an eval set"):
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+
+
+@pytest.mark.parametrize("cls", TREES)
+def test_native_settings_pass_the_trainer_contract(
+    cls: type[Any], cancer: Split, diabetes: Split
+) -> None:
+    from kiln.testing import check_trainer
+
+    X, _, y, _ = _data_for(cls, cancer, diabetes)
+    settings: dict[str, Any] = {
+        "num_leaves": 6,
+        "min_data_in_leaf": 3,
+        "max_bin": 31,
+        "cat_smooth": 1.0,
+        "min_data_per_group": 10,
+        "max_cat_threshold": 8,
+    }
+    settings |= {"num_parallel_tree": 5} if "forest" in cls.model_type else {"max_iterations": 5}
+    check_trainer(cls(**settings), X, y)
+    assert cls(**cls(**settings).get_params()).get_params() == cls(**settings).get_params()
+
+
+def test_model_fit_takes_the_native_settings(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from kiln.model import Model
+
+    rng = np.random.default_rng(1)
+    n = 600
+    x = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    label = np.where(x + (colour == "red") + rng.normal(scale=0.5, size=n) > 0.5, "yes", "no")
+    table = pa.table({"x": x, "colour": colour, "label": label})
+    settings = {
+        "max_iterations": 100,
+        "num_leaves": 4,
+        "min_data_in_leaf": 5,
+        "early_stop_rounds": 3,
+        "max_bin": 127,
+        "cat_smooth": 5.0,
+        "min_data_per_group": 50,
+        "max_cat_threshold": 16,
+    }
+    model = Model.fit(
+        table.slice(0, 450),
+        model_type="boosted_tree_classifier",
+        label="label",
+        settings=settings,
+        eval_table=table.slice(450),
+    )
+    trainer: Any = model.trainer
+    assert {k: trainer.get_params()[k] for k in settings} == settings
+    assert trainer.booster_.current_iteration() == trainer.best_iteration_ + 1
+    loaded = Model.load(model.save(tmp_path / "model"))
+    assert loaded.trainer.get_params() == trainer.get_params()
+    assert loaded.trainer.best_iteration_ == trainer.best_iteration_  # type: ignore[attr-defined]
+    assert loaded.predict(table).equals(model.predict(table))
+    with pytest.raises(TrainingError, match="early_stop_rounds needs an eval set"):
+        Model.fit(table, model_type="boosted_tree_classifier", label="label", settings=settings)
 
 
 # -- the DIY option ----------------------------------------------------------------------------

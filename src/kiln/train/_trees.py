@@ -21,27 +21,33 @@ option (BigQuery ML)       default (boosted / forest)      LightGBM parameter
 ``max_tree_depth``         6 / 15                          ``max_depth``, and ``num_leaves`` =
                                                            2 ** depth (XGBoost grows depth-wise;
                                                            this lets a leaf-wise tree reach the
-                                                           same size), at most the row count
-``min_tree_child_weight``  1 / 1                           ``min_sum_hessian_in_leaf``, with
-                                                           ``min_data_in_leaf`` = 1 (XGBoost has
-                                                           no row minimum)
+                                                           same size), at most the row count,
+                                                           unless Kiln's ``num_leaves`` is set
+``min_tree_child_weight``  1 / 1                           ``min_sum_hessian_in_leaf`` (with
+                                                           Kiln's ``min_data_in_leaf``, default 1:
+                                                           XGBoost has no row minimum)
 ``min_split_loss``         0.0 / 0.0                       ``min_gain_to_split``
 ``l1_reg``                 0.0 / 0.0                       ``lambda_l1``
 ``l2_reg``                 1.0 / 1.0                       ``lambda_l2``
 ``subsample``              1.0 / 0.8                       ``bagging_fraction``, with
-                                                           ``bagging_freq`` = 1 when below 1
+                                                           ``bagging_freq`` = 1 when below 1;
+                                                           in (0, 1] / (0, 1): a forest must
+                                                           bag its rows, as BigQuery ML says
 ``colsample_bytree``       1.0 / 1.0                       ``feature_fraction``
 ``colsample_bylevel``      1.0 / 1.0                       multiplied into
                                                            ``feature_fraction_bynode`` (leaf-wise
                                                            trees have no levels)
 ``colsample_bynode``       1.0 / 0.8                       ``feature_fraction_bynode``
 ``tree_method``            ``AUTO``                        LightGBM always uses histograms:
-                                                           ``EXACT`` raises ``max_bin`` to 1023,
-                                                           the others keep 255
+                                                           ``EXACT`` raises ``max_bin`` to 1023
+                                                           while Kiln's ``max_bin`` is left at
+                                                           255; the others keep ``max_bin``
 ``early_stop``             true                            a callback: stop after the first
 ``min_rel_progress``       0.01                            round whose relative loss improvement
                                                            is below ``min_rel_progress`` (on the
-                                                           eval set when given, else training)
+                                                           eval set when given, else training);
+                                                           Kiln's ``early_stop_rounds`` replaces
+                                                           this rule when set
 ``auto_class_weights``     false                           row weights n / (k * n_class)
 ``class_weights``          none                            row weights by label (``{label: w}``,
                                                            labels as strings; unnamed ones 1.0)
@@ -50,9 +56,37 @@ option (BigQuery ML)       default (boosted / forest)      LightGBM parameter
                                                            (:meth:`contributions`) are always on
 =========================  ==============================  ======================================
 
-Two settings are Kiln's own: ``num_threads`` (default **1**: LightGBM otherwise takes every core and
-slows down by 30-120x when another process is busy; raise it on a machine of your own) and
-``seed`` (default 0). Training is reproducible: ``deterministic`` and ``force_col_wise`` are on.
+Kiln's own settings (not BigQuery ML's; validated from ``_NATIVE_OPTIONS``):
+
+=========================  ========  ==============================================================
+option                     default   meaning
+=========================  ========  ==============================================================
+``num_threads``            1         LightGBM's ``num_threads``: 1 because LightGBM otherwise takes
+                                     every core and slows down by 30-120x when another process is
+                                     busy; raise it on a machine of your own
+``seed``                   0         LightGBM's ``seed`` (and DART's ``drop_seed``)
+``num_leaves``             None      None: 2 ** ``max_tree_depth``, at most the row count (the rule
+                                     above); an int in [2, 131072] is LightGBM's ``num_leaves`` as
+                                     is (``max_depth`` still caps the tree)
+``min_data_in_leaf``       1         LightGBM's ``min_data_in_leaf`` (>= 1)
+``early_stop_rounds``      None      boosted trees only: with an eval set (``X_eval``/``y_eval``),
+                                     stop once the eval loss has not improved for that many rounds
+                                     (>= 1) and keep the best round: the model (saved and
+                                     predicting) holds the trees up to ``best_iteration_``, while
+                                     ``training_info_`` records every round that ran. It replaces
+                                     ``early_stop``/``min_rel_progress`` for the fit; without an
+                                     eval set the fit is a TrainingError; DART refuses it
+``max_bin``                255       LightGBM's ``max_bin`` in [2, 65535]; left at 255 with
+                                     ``tree_method='EXACT'`` it becomes 1023 (set it to anything
+                                     else and that value is used whatever ``tree_method`` says)
+``cat_smooth``             10.0      LightGBM's ``cat_smooth`` (>= 0) for ``categorical`` columns
+``min_data_per_group``     100       LightGBM's ``min_data_per_group`` (>= 1)
+``max_cat_threshold``      32        LightGBM's ``max_cat_threshold`` (>= 1)
+=========================  ========  ==============================================================
+
+Training is reproducible: ``deterministic`` and ``force_col_wise`` are on. Every fit sets
+``best_iteration_``, the 0-based index in ``training_info_`` of the last round the model keeps:
+the best round under ``early_stop_rounds``, the last round (or tree) otherwise.
 
 A random forest is one BigQuery ML iteration of ``num_parallel_tree`` trees; Kiln grows it with
 LightGBM's ``rf`` mode one tree per LightGBM iteration and records one training-info row per tree
@@ -70,7 +104,7 @@ import abc
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import numpy as np
 
@@ -102,6 +136,33 @@ _TREE_METHODS = ("AUTO", "EXACT", "APPROX", "HIST")
 _BOOSTER_TYPES = ("GBTREE", "DART")
 _DART_NORMALIZE_TYPES = ("TREE", "FOREST")
 _CLASS_WEIGHT_OPTIONS = ("auto_class_weights", "class_weights")
+_DEFAULT_MAX_BIN = 255
+_EXACT_MAX_BIN = 1023  # tree_method EXACT: finer histograms, nearer XGBoost's exact splits
+
+
+class _Bounds(NamedTuple):
+    """The valid values of one of Kiln's own numeric settings."""
+
+    minimum: float
+    maximum: float | None = None
+    integer: bool = True
+    optional: bool = False  # None is accepted (and means "Kiln's rule")
+
+
+# Kiln's own LightGBM settings of all four trainers, each checked against its bounds here (the
+# one place): the module docstring says what each does.
+_NATIVE_OPTIONS: dict[str, _Bounds] = {
+    "num_leaves": _Bounds(2, _MAX_LEAVES, optional=True),
+    "min_data_in_leaf": _Bounds(1),
+    "max_bin": _Bounds(2, 65535),
+    "cat_smooth": _Bounds(0.0, integer=False),
+    "min_data_per_group": _Bounds(1),
+    "max_cat_threshold": _Bounds(1),
+}
+# ... and those of boosted trees only.
+_BOOSTED_NATIVE_OPTIONS: dict[str, _Bounds] = {
+    "early_stop_rounds": _Bounds(1, optional=True),
+}
 
 
 def _settings(local_variables: dict[str, Any]) -> dict[str, Any]:
@@ -109,9 +170,32 @@ def _settings(local_variables: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in local_variables.items() if k not in ("self", "__class__")}
 
 
+def _check_native(
+    model_type: str, settings: dict[str, Any], table: Mapping[str, _Bounds]
+) -> dict[str, Any]:
+    """The settings named in ``table``, each checked against its bounds (ints kept as ints)."""
+    out: dict[str, Any] = {}
+    for option, bounds in table.items():
+        value = settings[option]
+        if value is None and bounds.optional:
+            out[option] = None
+            continue
+        number = check_number(
+            model_type,
+            option,
+            value,
+            minimum=bounds.minimum,
+            maximum=bounds.maximum,
+            integer=bounds.integer,
+        )
+        out[option] = int(number) if bounds.integer else number
+    return out
+
+
 class _Recorder:
     """LightGBM callback (after each iteration): one :class:`IterationInfo` per round, and
-    BigQuery ML's early stop on ``min_rel_progress``."""
+    either BigQuery ML's early stop on ``min_rel_progress`` or Kiln's ``early_stop_rounds``
+    (``patience``: stop once the eval loss has not improved for that many rounds)."""
 
     order = 30
     before_iteration = False
@@ -122,11 +206,15 @@ class _Recorder:
         *,
         learning_rate: float | None,
         min_rel_progress: float | None,
+        patience: int | None = None,
     ) -> None:
         self.trainer = trainer
         self.learning_rate = learning_rate
         self.min_rel_progress = min_rel_progress
+        self.patience = patience
         self.rows: list[IterationInfo] = []
+        self.best = -1  # index in rows of the lowest eval loss so far (with patience)
+        self.best_results: list[Any] = []
         self.started = time.perf_counter()
 
     def start(self, env: Any) -> None:
@@ -146,6 +234,9 @@ class _Recorder:
         )
         previous = self.rows[-1] if self.rows else None
         record_iteration(self.trainer, self.rows, row)
+        if self.patience is not None:
+            self._watch_best(row, env)
+            return
         if self.min_rel_progress is None or previous is None:
             return
         before = previous.eval_loss if row.eval_loss is not None else previous.loss
@@ -154,6 +245,19 @@ class _Recorder:
         assert now is not None
         if before - now < self.min_rel_progress * abs(before):
             raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    def _watch_best(self, row: IterationInfo, env: Any) -> None:
+        """``early_stop_rounds``: remember the best round; stop ``patience`` rounds after it."""
+        import lightgbm
+
+        assert self.patience is not None
+        assert row.eval_loss is not None  # fit refuses early_stop_rounds without an eval set
+        best_loss = self.rows[self.best].eval_loss if self.best >= 0 else None
+        if best_loss is None or row.eval_loss < best_loss:
+            self.best = row.iteration
+            self.best_results = list(env.evaluation_result_list)
+        elif row.iteration - self.best >= self.patience:
+            raise lightgbm.callback.EarlyStopException(self.best, self.best_results)
 
 
 class _Starter:
@@ -176,6 +280,9 @@ class _LightGBMTrees(Trainer):
     n_features_in_: int
     feature_importance_: Array
     classes_: Array
+    best_iteration_: int
+    """0-based index in ``training_info_`` of the last round the model keeps (the best round
+    under ``early_stop_rounds``, else the last one that ran)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self._params = self._validate(settings)
@@ -204,6 +311,7 @@ class _LightGBMTrees(Trainer):
             mt, "min_rel_progress", s["min_rel_progress"], minimum=0.0
         )
         out["tree_method"] = check_choice(mt, "tree_method", s["tree_method"], _TREE_METHODS)
+        out.update(_check_native(mt, s, _NATIVE_OPTIONS))
         for option in ("early_stop", "enable_global_explain", "auto_class_weights"):
             if not isinstance(s[option], bool):
                 raise TrainingError(f"{mt}: {option} must be true or false, got {s[option]!r}")
@@ -241,6 +349,12 @@ class _LightGBMTrees(Trainer):
     def _common_lightgbm_params(self, n_rows: int) -> dict[str, Any]:
         p = self._params
         depth = p["max_tree_depth"]
+        num_leaves = p["num_leaves"]
+        if num_leaves is None:  # as many leaves as a depth-wise tree of max_tree_depth
+            num_leaves = max(2, min(2**depth, _MAX_LEAVES, n_rows))
+        max_bin = p["max_bin"]
+        if p["tree_method"] == "EXACT" and max_bin == _DEFAULT_MAX_BIN:
+            max_bin = _EXACT_MAX_BIN
         return {
             "verbosity": -1,
             "num_threads": p["num_threads"],
@@ -248,8 +362,8 @@ class _LightGBMTrees(Trainer):
             "force_col_wise": True,
             "seed": p["seed"],
             "max_depth": depth,
-            "num_leaves": max(2, min(2**depth, _MAX_LEAVES, n_rows)),
-            "min_data_in_leaf": 1,
+            "num_leaves": num_leaves,
+            "min_data_in_leaf": p["min_data_in_leaf"],
             "min_sum_hessian_in_leaf": p["min_tree_child_weight"],
             "min_gain_to_split": p["min_split_loss"],
             "lambda_l1": p["l1_reg"],
@@ -258,7 +372,10 @@ class _LightGBMTrees(Trainer):
             "feature_fraction_bynode": p["colsample_bylevel"] * p["colsample_bynode"],
             "bagging_fraction": p["subsample"],
             "bagging_freq": 1 if p["subsample"] < 1.0 else 0,
-            "max_bin": 1023 if p["tree_method"] == "EXACT" else 255,
+            "max_bin": max_bin,
+            "cat_smooth": p["cat_smooth"],
+            "min_data_per_group": p["min_data_per_group"],
+            "max_cat_threshold": p["max_cat_threshold"],
         }
 
     @abc.abstractmethod
@@ -280,8 +397,20 @@ class _LightGBMTrees(Trainer):
         import lightgbm
 
         mt = self.model_type
-        for learned in ("booster_", "classes_", "n_features_in_", "feature_importance_"):
+        for learned in (
+            "booster_",
+            "classes_",
+            "n_features_in_",
+            "feature_importance_",
+            "best_iteration_",
+        ):
             self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
+        patience: int | None = self._params.get("early_stop_rounds")
+        if patience is not None and X_eval is None and y_eval is None:
+            raise TrainingError(
+                f"{mt}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
+                " (Model.fit's eval_table), or leave early_stop_rounds unset"
+            )
         X = check_matrix(mt, X, "X", allow_nan=True)
         if y is None:
             raise TrainingError(f"{mt}: fit needs labels y")
@@ -308,7 +437,10 @@ class _LightGBMTrees(Trainer):
         recorder = _Recorder(
             self,
             learning_rate=learning_rate,
-            min_rel_progress=self._params["min_rel_progress"] if early_stop else None,
+            min_rel_progress=(
+                self._params["min_rel_progress"] if early_stop and patience is None else None
+            ),
+            patience=patience,
         )
         try:
             booster = lightgbm.train(
@@ -321,9 +453,17 @@ class _LightGBMTrees(Trainer):
             )
         except lightgbm.basic.LightGBMError as exc:
             raise TrainingError(f"{mt}: LightGBM refused to train: {exc}") from exc
+        best = len(recorder.rows) - 1
+        if patience is not None:
+            best = recorder.best
+            if best + 1 < booster.current_iteration():  # keep the trees up to the best round
+                booster = lightgbm.Booster(
+                    model_str=booster.model_to_string(num_iteration=best + 1)
+                )
         self.booster_ = booster
         self.n_features_in_ = X.shape[1]
         self.training_info_ = recorder.rows
+        self.best_iteration_ = best
         self.feature_importance_ = np.asarray(
             booster.feature_importance(importance_type="gain"), dtype=np.float64
         )
@@ -393,6 +533,7 @@ class _LightGBMTrees(Trainer):
             "model_file": _MODEL_FILE,
             "n_features": self.n_features_in_,
             "training_info": [row.to_dict() for row in self.training_info_],
+            "best_iteration": self.best_iteration_,
         }
         if self.task == "classification":
             saved["classes"] = self.classes_.tolist()
@@ -411,6 +552,8 @@ class _LightGBMTrees(Trainer):
         trainer.booster_ = booster
         trainer.n_features_in_ = int(saved["n_features"])
         trainer.training_info_ = [IterationInfo(**row) for row in saved["training_info"]]
+        # models saved before best_iteration_ existed kept every round
+        trainer.best_iteration_ = int(saved.get("best_iteration", len(trainer.training_info_) - 1))
         trainer.feature_importance_ = np.asarray(
             booster.feature_importance(importance_type="gain"), dtype=np.float64
         )
@@ -512,6 +655,13 @@ class _BoostedTrees(_LightGBMTrees):
         auto_class_weights: bool = False,
         class_weights: Mapping[str, float] | None = None,
         enable_global_explain: bool = False,
+        num_leaves: int | None = None,
+        min_data_in_leaf: int = 1,
+        early_stop_rounds: int | None = None,
+        max_bin: int = _DEFAULT_MAX_BIN,
+        cat_smooth: float = 10.0,
+        min_data_per_group: int = 100,
+        max_cat_threshold: int = 32,
         num_threads: int = 1,
         seed: int = 0,
     ) -> None:
@@ -520,6 +670,7 @@ class _BoostedTrees(_LightGBMTrees):
     def _validate(self, s: dict[str, Any]) -> dict[str, Any]:
         out = super()._validate(s)
         mt = self.model_type
+        out.update(_check_native(mt, s, _BOOSTED_NATIVE_OPTIONS))
         out["max_iterations"] = int(
             check_number(mt, "max_iterations", s["max_iterations"], minimum=1, integer=True)
         )
@@ -538,6 +689,12 @@ class _BoostedTrees(_LightGBMTrees):
             raise TrainingError(
                 f"{mt}: num_parallel_tree={s['num_parallel_tree']} (a boosted random forest) is not"
                 " supported by the LightGBM backend; use 1, or a random_forest model"
+            )
+        if out["early_stop_rounds"] is not None and out["booster_type"] == "DART":
+            raise TrainingError(
+                f"{mt}: early_stop_rounds does not apply to booster_type DART (DART reweighs"
+                " earlier trees every round, so there is no best round to keep); use GBTREE or"
+                " leave early_stop_rounds unset"
             )
         return out
 
@@ -574,6 +731,12 @@ class _RandomForest(_LightGBMTrees):
         auto_class_weights: bool = False,
         class_weights: Mapping[str, float] | None = None,
         enable_global_explain: bool = False,
+        num_leaves: int | None = None,
+        min_data_in_leaf: int = 1,
+        max_bin: int = _DEFAULT_MAX_BIN,
+        cat_smooth: float = 10.0,
+        min_data_per_group: int = 100,
+        max_cat_threshold: int = 32,
         num_threads: int = 1,
         seed: int = 0,
     ) -> None:
@@ -585,11 +748,16 @@ class _RandomForest(_LightGBMTrees):
         out["num_parallel_tree"] = int(
             check_number(mt, "num_parallel_tree", s["num_parallel_tree"], minimum=2, integer=True)
         )
-        if out["subsample"] >= 1.0 and out["colsample_bytree"] >= 1.0:
-            raise TrainingError(
-                f"{mt}: a random forest needs subsample < 1 or colsample_bytree < 1"
-                " (each tree must see a different sample)"
-            )
+        # BigQuery ML: "greater than 0 and less than 1.0"; LightGBM's rf mode bags rows too
+        out["subsample"] = check_number(
+            mt,
+            "subsample",
+            s["subsample"],
+            minimum=0.0,
+            maximum=1.0,
+            exclusive_minimum=True,
+            exclusive_maximum=True,
+        )
         return out
 
     def _family_params(self, n_rows: int) -> tuple[dict[str, Any], int, float | None, bool]:

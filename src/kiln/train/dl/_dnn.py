@@ -4,12 +4,12 @@ Settings are BigQuery ML's ``OPTIONS`` for DNN models, with its defaults: ``hidd
 hidden layer of ``min(128, rows / (10 * (features + outputs)))`` units when not given, BigQuery
 ML's documented rule), ``activation_fn`` (``RELU``; ``RELU6``, ``CRELU``, ``ELU``, ``SELU``,
 ``SIGMOID``, ``TANH``), ``optimizer`` (``ADAM``; ``ADAGRAD``, ``FTRL``, ``RMSPROP``, ``SGD``),
-``learn_rate`` (0.001), ``batch_size`` (``min(1024, rows)``; at most 8192), ``dropout`` (0, after
-every hidden layer), ``l1_reg``, ``l2_reg``, ``max_iterations`` (20 epochs: one iteration is one
-pass over the training rows), ``early_stop`` and ``min_rel_progress`` (0.01); the classifier also
-takes ``auto_class_weights`` and ``class_weights``. Kiln adds ``seed`` (0), ``num_threads`` (1)
-and ``device`` (``"auto"``: CUDA when PyTorch sees a GPU, else the CPU; or ``"cpu"``,
-``"cuda"``, ``"cuda:N"``).
+``learn_rate`` (0.001), ``batch_size`` (``min(32, rows)``; at most 8192), ``dropout`` (0, after
+every hidden layer; below 1), ``l1_reg``, ``l2_reg``, ``max_iterations`` (20 epochs: one
+iteration is one pass over the training rows), ``early_stop`` and ``min_rel_progress`` (0.01); the
+classifier also takes ``auto_class_weights`` and ``class_weights``. Kiln adds ``seed`` (0),
+``num_threads`` (1) and ``device`` (``"auto"``: CUDA when PyTorch sees a GPU, else the CPU; or
+``"cpu"``, ``"cuda"``, ``"cuda:N"``).
 
 What is minimised, per mini-batch (``s``: the row weights, ``sample_weight`` times the class
 weights, scaled to average 1 over the training rows; ``W``: the layers' weight matrices, biases
@@ -21,7 +21,9 @@ never penalised)::
 cross-entropy (sigmoid for two classes, softmax for more) for ``dnn_classifier``. Penalties are on
 the scale of the *mean* loss (Keras' convention for a network; ``linear_reg`` puts them on the
 summed loss). L1 is added to the loss; L2 is the optimiser's weight decay of ``2 * l2_reg`` on
-the weight matrices, which is the gradient of the L2 term (coupled decay, not AdamW's).
+the weight matrices, which is the gradient of the L2 term (coupled decay, not AdamW's). BigQuery
+ML documents ``l1_reg`` and ``l2_reg`` for its proximal optimisers only (``ADAGRAD``, ``FTRL``,
+``SGD``); Kiln applies them this way with every optimiser.
 
 Inputs are standardised inside the model (each feature's mean and standard deviation on the
 training rows, stored with the weights), and so is the regressor's label, so that the defaults
@@ -91,7 +93,7 @@ __all__ = ["DnnClassifierTrainer", "DnnRegressorTrainer"]
 ACTIVATIONS = ("RELU", "RELU6", "CRELU", "ELU", "SELU", "SIGMOID", "TANH")
 OPTIMIZERS = ("ADAM", "ADAGRAD", "FTRL", "RMSPROP", "SGD")
 MAX_BATCH_SIZE = 8192
-DEFAULT_BATCH_SIZE = 1024
+DEFAULT_BATCH_SIZE = 32  # BigQuery ML: 32 or the number of rows, whichever is smaller
 MAX_DEFAULT_UNITS = 128
 _ALPHA = 10  # BigQuery ML's constant in the default hidden-layer size
 _FILE = "weights.safetensors"
