@@ -101,9 +101,18 @@ def _data(task: str) -> tuple[Any, Any]:
 
 
 def _settings(model_type: str) -> dict[str, Any]:
-    return {"kmeans": {"num_clusters": 3}, "pca": {"num_principal_components": 2}}.get(
-        model_type, {}
-    )
+    def members(linear: str, trees: str) -> list[dict[str, Any]]:
+        return [
+            {"model_type": linear, "columns": [0, 4], "weight": 1.0},
+            {"model_type": trees, "columns": [1, 3], "weight": 2.0},
+        ]
+
+    return {
+        "kmeans": {"num_clusters": 3},
+        "pca": {"num_principal_components": 2},
+        "ensemble_classifier": {"members": members("logistic_reg", "boosted_tree_classifier")},
+        "ensemble_regressor": {"members": members("linear_reg", "boosted_tree_regressor")},
+    }.get(model_type, {})
 
 
 @pytest.mark.parametrize("model_type", sorted(trainers()))

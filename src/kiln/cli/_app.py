@@ -386,6 +386,51 @@ def compare(
     run_compare(model_a, model_b, data, rows=rows, out=out, console=_console())
 
 
+@app.command("automl")
+@_handles_errors
+def automl_cmd(
+    data: Annotated[
+        str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the target.")
+    ],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds to search (the model is always ready).")
+    ] = 60.0,
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="roc_auc, log_loss, accuracy, f1_macro, rmse, mae, r2."),
+    ] = None,
+    task: Annotated[
+        str, typer.Option("--task", help="auto, binary, multiclass or regression.")
+    ] = "auto",
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", help="A family to leave out: boosted_tree, linear, random_forest, dnn."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Model folder to write (default automl-DATA-TARGET)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for splits and the search.")] = 0,
+) -> None:
+    """Find the best model for TARGET in the time budget; print the leaderboard; save it."""
+    from kiln.cli._automl import automl
+
+    automl(
+        data,
+        target=target,
+        time_budget=time_budget,
+        metric=metric,
+        task=task,
+        exclude=exclude or [],
+        out=out,
+        seed=seed,
+        console=_console(),
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -195,6 +195,27 @@ class Model:
         trainer.fit(features.X, y, **kwargs)
         return cls(trainer, fitted, label if supervised else None, _signature(table, label))
 
+    @classmethod
+    def assemble(
+        cls,
+        trainer: Trainer,
+        transform: FittedTransform,
+        *,
+        table: pa.Table,
+        label: str | None,
+        metrics: dict[str, Any] | None = None,
+    ) -> Self:
+        """A model from a trainer and transform fitted elsewhere (AutoML, tuning) on ``table``,
+        whose columns (the label left out) become the model's input signature."""
+        supervised = trainer.task in ("regression", "classification")
+        return cls(
+            trainer,
+            transform,
+            label if supervised else None,
+            _signature(table, label),
+            metrics=dict(metrics or {}),
+        )
+
     # ------------------------------------------------------------------ the prediction path
 
     @property

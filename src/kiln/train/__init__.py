@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         trainers,
     )
     from kiln.train._custom import custom_trainer
+    from kiln.train._ensemble import EnsembleClassifier, EnsembleRegressor
     from kiln.train._kmeans import KMeansTrainer
     from kiln.train._linear import LinearRegTrainer, LogisticRegTrainer
     from kiln.train._pca import PCATrainer
@@ -48,12 +49,16 @@ _EXPORTS |= {
     "RandomForestClassifier": "kiln.train._trees",
     "RandomForestRegressor": "kiln.train._trees",
     "custom_trainer": "kiln.train._custom",
+    "EnsembleClassifier": "kiln.train._ensemble",
+    "EnsembleRegressor": "kiln.train._ensemble",
 }
 __all__ += [
     "BoostedTreeClassifier",
     "BoostedTreeRegressor",
     "RandomForestClassifier",
     "RandomForestRegressor",
+    "EnsembleClassifier",
+    "EnsembleRegressor",
     "custom_trainer",
 ]
 _EXPORTS |= {

@@ -146,6 +146,8 @@ _BUILTINS: dict[str, str] = {
     "random_forest_regressor": "kiln.train._trees",
     "dnn_classifier": "kiln.train.dl._dnn",
     "dnn_regressor": "kiln.train.dl._dnn",
+    "ensemble_classifier": "kiln.train._ensemble",
+    "ensemble_regressor": "kiln.train._ensemble",
 }
 # Built-ins that need an optional extra: model_type -> (extra, the package it installs).
 _OPTIONAL_TRAINERS: dict[str, tuple[str, str]] = {

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         FeatureMatrix,
         FittedTransform,
         OneHotFeatures,
+        StackedTransform,
         TransformGraph,
         TransformWarning,
     )
@@ -50,6 +51,7 @@ __all__ = [
     "FittedTransform",
     "OneHotFeatures",
     "Op",
+    "StackedTransform",
     "TransformGraph",
     "TransformWarning",
     "auto_transform",
@@ -80,6 +82,7 @@ _EXPORTS["auto_transform"] = "kiln.transform._auto"
 _EXPORTS["FeatureMatrix"] = "kiln.transform._graph"
 _EXPORTS["FittedTransform"] = "kiln.transform._graph"
 _EXPORTS["OneHotFeatures"] = "kiln.transform._graph"
+_EXPORTS["StackedTransform"] = "kiln.transform._graph"
 _EXPORTS["TransformGraph"] = "kiln.transform._graph"
 _EXPORTS["TransformWarning"] = "kiln.transform._graph"
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -46,6 +46,7 @@ __all__ = [
     "FeatureMatrix",
     "FittedTransform",
     "OneHotFeatures",
+    "StackedTransform",
     "TransformGraph",
     "TransformWarning",
 ]
@@ -323,11 +324,15 @@ class FittedTransform:
 
     @classmethod
     def from_json(cls, body: dict[str, Any], *, source: str = "transform") -> FittedTransform:
+        if isinstance(body, dict) and body.get("format") == STACK_FORMAT:
+            return StackedTransform.from_json(body, source=source)
         return cls._decode(body, {}, source)
 
     @classmethod
     def load(cls, folder: Path | str) -> FittedTransform:
         folder = Path(folder)
+        if (folder / STACK_FILE).exists():
+            return StackedTransform.load(folder)
         try:
             body = json.loads((folder / "transform.json").read_text(encoding="utf-8"))
             arrays: dict[str, FloatArray] = {}
@@ -374,6 +379,99 @@ class FittedTransform:
             return cls(ops, states, list(body["passthrough"]), list(body.get("exclude", [])))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{source}: not a valid Kiln transform: {e}") from e
+
+
+STACK_FORMAT = "kiln.transform.stack"
+STACK_FILE = "stack.json"
+
+
+class StackedTransform(FittedTransform):
+    """Fitted transforms side by side, for an ensemble whose members each read their own
+    features: ``X`` is the parts' matrices one after another, part ``i`` in columns
+    ``ranges[i]``; its feature names are prefixed ``m{i}.``. Saved as one folder per part plus
+    ``stack.json``."""
+
+    def __init__(self, parts: Sequence[FittedTransform], widths: Sequence[int]) -> None:
+        super().__init__([], [], [])
+        if len(parts) != len(widths) or not parts:
+            raise DataError("a stacked transform needs one width per part, and at least a part")
+        self.parts = list(parts)
+        self.widths = [int(w) for w in widths]
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """Each part's columns in ``X``, as (start, stop)."""
+        stops = np.cumsum(self.widths).tolist()
+        return [(stop - w, stop) for stop, w in zip(stops, self.widths, strict=True)]
+
+    @property
+    def input_columns(self) -> list[str]:
+        return list(dict.fromkeys(c for part in self.parts for c in part.input_columns))
+
+    def transform(self, table: pa.Table | pa.RecordBatch) -> FeatureMatrix:
+        matrices = [part.transform(table) for part in self.parts]
+        for i, (m, width) in enumerate(zip(matrices, self.widths, strict=True)):
+            if m.X.shape[1] != width:  # only a hand-edited stack.json can get here
+                raise DataError(
+                    f"stacked transform part {i} gave {m.X.shape[1]} columns, not {width}"
+                )
+        X = np.empty((matrices[0].X.shape[0], sum(self.widths)), order="F")
+        names: list[str] = []
+        source: list[str] = []
+        categorical: list[int] = []
+        for i, (m, (start, stop)) in enumerate(zip(matrices, self.ranges, strict=True)):
+            X[:, start:stop] = m.X
+            names += [f"m{i}.{n}" for n in m.names]
+            source += m.source
+            categorical += [start + c for c in m.categorical]
+        return FeatureMatrix(X, names, categorical, source)
+
+    def one_hot_features(self, table: pa.Table | pa.RecordBatch) -> OneHotFeatures:
+        parts = [part.one_hot_features(table) for part in self.parts]
+        starts = [start for start, _ in self.ranges]
+        return OneHotFeatures(
+            (parts[0].shape[0], sum(self.widths)),
+            np.hstack([p.dense for p in parts]),
+            np.concatenate([p.dense_columns + s for p, s in zip(parts, starts, strict=True)]),
+            [(s + h, codes) for p, s in zip(parts, starts, strict=True) for h, codes in p.hot],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": STACK_FORMAT,
+            "version": FORMAT_VERSION,
+            "parts": [part.to_json() for part in self.parts],
+            "widths": self.widths,
+        }
+
+    def save(self, folder: Path | str) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, part in enumerate(self.parts):
+            part.save(folder / f"part_{i}")
+        body = {"format": STACK_FORMAT, "version": FORMAT_VERSION, "widths": self.widths}
+        (folder / STACK_FILE).write_text(json.dumps(body, indent=1), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, source: str = "transform") -> StackedTransform:
+        try:
+            parts = [FittedTransform.from_json(p, source=source) for p in body["parts"]]
+            return cls(parts, body["widths"])
+        except (KeyError, TypeError) as e:
+            raise DataError(f"{source}: not a valid stacked Kiln transform: {e}") from e
+
+    @classmethod
+    def load(cls, folder: Path | str) -> StackedTransform:
+        folder = Path(folder)
+        try:
+            body = json.loads((folder / STACK_FILE).read_text(encoding="utf-8"))
+            widths = [int(w) for w in body["widths"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{folder}: cannot read the stacked transform ({e})") from e
+        if body.get("format") != STACK_FORMAT:
+            raise DataError(f"{folder / STACK_FILE}: not a {STACK_FORMAT}")
+        parts = [FittedTransform.load(folder / f"part_{i}") for i in range(len(widths))]
+        return cls(parts, widths)
 
 
 def _num(v: Any) -> Any:

@@ -1,0 +1,922 @@
+"""AutoML: the best model Kiln can find for a table and a target in the time allowed.
+
+What it does, in order (the clock starts when :func:`fit` is called):
+
+1. Reads and checks the data, detects the task (``binary``, ``multiclass``, ``regression``) and
+   the metric (ROC AUC, log loss, RMSE unless told), and chooses how to validate: 5-fold
+   cross-validation up to :data:`CV_MAX_ROWS` training rows, else one stratified holdout (20 %,
+   10 % beyond 100,000 rows). Each family's automatic preprocessing is fitted once.
+2. Trains candidates cheapest first, as FLAML does: a small boosted-tree baseline (always, even
+   when the budget is already spent: never nothing), LightGBM's own defaults, a linear model,
+   a random forest, two larger boosted-tree presets, a DNN when PyTorch is installed and the
+   budget allows, then Optuna's TPE over the boosted trees' settings until the budget is spent.
+   Boosted trees stop early on the validation loss (``early_stop_rounds``) and keep their best
+   iteration. A trial that would run past its share of the time is stopped from the trainers'
+   iteration listener and recorded as ``timeout``.
+3. Greedy ensemble selection (Caruana et al. 2004) over the best candidates' validation
+   predictions; the ensemble is kept only when it scores better than the best candidate alone.
+4. Refits the chosen members on all the rows (with the number of boosting rounds early stopping
+   found) when the time left allows, and returns an ordinary :class:`~kiln.model.Model`: one
+   prediction path, one safe format, servable. Its ``metrics["automl"]`` holds the leaderboard.
+
+Every candidate runs with one thread (the trainers' default): on shared 2-core machines libraries
+that take every core run 30-120x slower when another process is busy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kiln.errors import DataError, TrainingError
+from kiln.model import Model, preprocessing_for
+from kiln.train import Trainer, get_trainer, iteration_listener
+from kiln.transform import FittedTransform, StackedTransform
+
+__all__ = [
+    "CV_MAX_ROWS",
+    "METRICS",
+    "AutoMLResult",
+    "AutoMLWarning",
+    "Progress",
+    "fit",
+    "leaderboard_of",
+]
+
+Array = np.ndarray[Any, np.dtype[Any]]
+Task = Literal["binary", "multiclass", "regression"]
+
+CV_MAX_ROWS = 5_000
+"""Up to this many training rows, candidates are scored by 5-fold cross-validation."""
+MAX_CLASSES = 200
+MAX_ROUNDS = 2_000
+"""Boosting rounds a candidate may grow before early stopping (50 rounds without progress)."""
+DNN_MIN_SECONDS = 20.0
+"""A DNN is tried only with at least this much search time left."""
+RESERVE = 0.2
+"""Share of the budget kept for ensembling and refitting the chosen models on every row."""
+TRIAL_SHARE = 0.5
+"""A candidate is stopped once it has run for this share of the search time left at its start."""
+FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn")
+
+
+class AutoMLWarning(UserWarning):
+    """Something AutoML had to give up on: the budget ran out before the search began, rows with
+    a null target were dropped, a candidate failed."""
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics: (higher is better, applies to tasks)
+
+
+def _roc_auc(y: Array, p: Array) -> float:
+    pos = p[:, 1]
+    truth = y == 1
+    n_pos = int(truth.sum())
+    n_neg = len(truth) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(pos, kind="mergesort")
+    ranks = np.empty(len(pos))
+    sorted_p = pos[order]
+    # average ranks over ties
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
+    ends = np.r_[starts[1:], len(pos)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _log_loss(y: Array, p: Array) -> float:
+    picked = np.clip(p[np.arange(len(y)), y], 1e-15, 1.0)
+    return float(-np.log(picked).mean())
+
+
+def _accuracy(y: Array, p: Array) -> float:
+    return float((p.argmax(axis=1) == y).mean())
+
+
+def _f1_macro(y: Array, p: Array) -> float:
+    pred = p.argmax(axis=1)
+    scores = []
+    for c in range(p.shape[1]):
+        tp = float(((pred == c) & (y == c)).sum())
+        fp = float(((pred == c) & (y != c)).sum())
+        fn = float(((pred != c) & (y == c)).sum())
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def _rmse(y: Array, p: Array) -> float:
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def _mae(y: Array, p: Array) -> float:
+    return float(np.mean(np.abs(y - p)))
+
+
+def _r2(y: Array, p: Array) -> float:
+    total = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((y - p) ** 2).sum()) / total if total > 0 else 0.0
+
+
+METRICS: dict[str, tuple[Callable[[Array, Array], float], bool, tuple[Task, ...]]] = {
+    "roc_auc": (_roc_auc, True, ("binary",)),
+    "log_loss": (_log_loss, False, ("binary", "multiclass")),
+    "accuracy": (_accuracy, True, ("binary", "multiclass")),
+    "f1_macro": (_f1_macro, True, ("binary", "multiclass")),
+    "rmse": (_rmse, False, ("regression",)),
+    "mean_absolute_error": (_mae, False, ("regression",)),
+    "r2_score": (_r2, True, ("regression",)),
+}
+"""Metric name -> (function of (truth, prediction), higher is better, the tasks it scores)."""
+_ALIASES = {"mae": "mean_absolute_error", "r2": "r2_score", "auc": "roc_auc", "f1": "f1_macro"}
+_DEFAULT_METRIC: dict[Task, str] = {
+    "binary": "roc_auc",
+    "multiclass": "log_loss",
+    "regression": "rmse",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Progress:
+    """What a progress display shows after each candidate."""
+
+    elapsed_s: float
+    time_budget_s: float
+    candidates: int
+    best_score: float | None
+    best_model_type: str | None
+    metric: str
+    last_model_type: str
+    last_status: str
+
+
+@dataclass
+class AutoMLResult:
+    """The model AutoML chose, the leaderboard of every candidate, and how it got there."""
+
+    model: Model
+    leaderboard: pa.Table
+    task: Task
+    metric: str
+    best_score: float
+    validation: str
+    elapsed_s: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Candidate:
+    id: int
+    model_type: str
+    settings: dict[str, Any]
+    family: str
+    status: str = "ok"
+    score: float = math.nan
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+    prediction: Array | None = None  # validation (or out-of-fold) predictions
+    trainers: list[Trainer] = field(default_factory=list)
+    best_iterations: list[int] = field(default_factory=list)
+    error: str = ""
+    weight: float = 0.0
+
+
+class _TrialTimeout(Exception):
+    """Raised from the iteration listener when a candidate runs past its time."""
+
+
+# ------------------------------------------------------------------------------------------------
+# the search
+
+
+def fit(
+    data: pa.Table | str | Path,
+    target: str,
+    *,
+    task: str = "auto",
+    metric: str | None = None,
+    time_budget: float = 60.0,
+    exclude: Sequence[str] = (),
+    seed: int = 0,
+    progress: Callable[[Progress], None] | None = None,
+) -> AutoMLResult:
+    """The best model for predicting ``target`` from the other columns of ``data`` (an Arrow
+    table or a file/folder :func:`kiln.data.read_table` reads) found in ``time_budget`` seconds.
+
+    ``task`` is ``auto`` (detected from the target), ``binary``, ``multiclass`` or
+    ``regression``; ``metric`` one of :data:`METRICS` (default ROC AUC, log loss, RMSE);
+    ``exclude`` names families to leave out (``boosted_tree``, ``linear``, ``random_forest``,
+    ``dnn``). Finishes within the budget plus 10 % (plus one small baseline model when the budget
+    is too small for even that), and always returns a model.
+    """
+    started = time.perf_counter()
+    if not isinstance(time_budget, int | float) or isinstance(time_budget, bool):
+        raise TrainingError(f"automl: time_budget must be a number of seconds, got {time_budget!r}")
+    if not time_budget > 0:
+        raise TrainingError(f"automl: time_budget must be > 0 seconds, got {time_budget}")
+    unknown = sorted(set(exclude) - set(FAMILIES))
+    if unknown:
+        raise TrainingError(
+            f"automl: cannot exclude {', '.join(unknown)}; the families are {', '.join(FAMILIES)}"
+        )
+    table = _read(data)
+    search = _Search(table, target, task, metric, float(time_budget), set(exclude), seed, started)
+    return search.run(progress)
+
+
+def _read(data: pa.Table | str | Path) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, str | Path):
+        from kiln.data import read_table
+
+        return read_table(data)
+    raise DataError(f"automl: data must be an Arrow table or a path, not {type(data).__name__}")
+
+
+class _Search:
+    def __init__(
+        self,
+        table: pa.Table,
+        target: str,
+        task: str,
+        metric: str | None,
+        budget: float,
+        exclude: set[str],
+        seed: int,
+        started: float,
+    ) -> None:
+        self.started = started
+        self.budget = budget
+        self.deadline = started + budget
+        self.seed = seed
+        self.exclude = exclude
+        self.notes: list[str] = []
+        self.target = target
+        self.table = self._clean(table, target)
+        self.task = self._task(task)
+        self.metric = self._metric(metric)
+        score_fn, self.higher, _ = METRICS[self.metric]
+        self.score_fn = score_fn
+        self.y_raw = np.asarray(self.table[target].to_numpy(zero_copy_only=False))
+        self.y: Array
+        if self.task == "regression":
+            self.y = self.y_raw.astype(np.float64)
+            if not np.isfinite(self.y).all():
+                bad = int(np.argmax(~np.isfinite(self.y)))
+                raise TrainingError(
+                    f"automl: target {target!r} has an infinite value (row {bad}); a regression "
+                    "target must be finite: drop or fix those rows"
+                )
+            self.classes: Array = np.zeros(0)
+        else:
+            self.classes, self.y = np.unique(self.y_raw, return_inverse=True)
+            self.y = self.y.reshape(-1)
+            counts = np.bincount(self.y)
+            if len(self.classes) > MAX_CLASSES:
+                raise TrainingError(
+                    f"automl: target {target!r} has {len(self.classes):,} classes; AutoML "
+                    f"classifies up to {MAX_CLASSES}: group the rare ones, or pass "
+                    "task='regression' for a numeric target"
+                )
+            if counts.max() < 2:
+                raise TrainingError(
+                    f"automl: every class of {target!r} appears once ({len(self.classes)} rows, "
+                    f"{len(self.classes)} classes): there is nothing to learn a class from; "
+                    "collect more rows per class"
+                )
+        self.n = self.table.num_rows
+        self.folds = self._folds()
+        self.validation = (
+            f"{len(self.folds)}-fold cross-validation"
+            if len(self.folds) > 1
+            else f"holdout ({len(self.folds[0][1]):,} rows)"
+        )
+        self.features: dict[str, tuple[FittedTransform, Array, list[int]]] = {}
+        self.candidates: list[_Candidate] = []
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def _clean(self, table: pa.Table, target: str) -> pa.Table:
+        if target not in table.column_names:
+            raise TrainingError(
+                f"automl: target column {target!r} is not in the data; its columns: "
+                f"{', '.join(table.column_names)}"
+            )
+        column = table[target]
+        if column.null_count == len(column):
+            raise TrainingError(f"automl: target column {target!r} is all null: nothing to learn")
+        if column.null_count:
+            self._note(
+                f"{column.null_count:,} row(s) with a null {target!r} were left out of training"
+            )
+            table = table.filter(pc.is_valid(column))
+        if table.num_columns < 2:
+            raise TrainingError(f"automl: the data has no column besides the target {target!r}")
+        if table.num_rows < 2:
+            raise TrainingError(f"automl: {table.num_rows} usable row(s); at least 2 are needed")
+        return table
+
+    def _task(self, task: str) -> Task:
+        if task not in ("auto", "binary", "multiclass", "regression"):
+            raise TrainingError(
+                f"automl: task must be auto, binary, multiclass or regression, not {task!r}"
+            )
+        column = self.table[self.target]
+        t = column.type
+        distinct = len(pc.unique(column))
+        numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+        if task == "auto":
+            if not numeric:
+                return "binary" if distinct == 2 else "multiclass"
+            if distinct == 2:
+                return "binary"
+            if pa.types.is_integer(t) and distinct <= 20:
+                return "multiclass"
+            return "regression"
+        if task == "regression" and not numeric:
+            raise TrainingError(
+                f"automl: task='regression' needs a numeric target; {self.target!r} is {t}"
+            )
+        if task == "binary" and distinct != 2:
+            raise TrainingError(
+                f"automl: task='binary' needs exactly 2 classes; {self.target!r} has {distinct}"
+            )
+        return task  # type: ignore[return-value]
+
+    def _metric(self, metric: str | None) -> str:
+        if metric is None:
+            return _DEFAULT_METRIC[self.task]
+        name = _ALIASES.get(metric.lower(), metric.lower())
+        if name not in METRICS:
+            raise TrainingError(
+                f"automl: unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}"
+            )
+        if self.task not in METRICS[name][2]:
+            fits = sorted(m for m, (_, _, tasks) in METRICS.items() if self.task in tasks)
+            raise TrainingError(
+                f"automl: {name} does not score a {self.task} task; use one of {', '.join(fits)}"
+            )
+        return name
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        warnings.warn(message, AutoMLWarning, stacklevel=4)
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def _folds(self) -> list[tuple[Array, Array]]:
+        """(train rows, validation rows) per fold: stratified for classification."""
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(self.n)
+        if self.task != "regression":
+            # stratify: deal each class's rows round-robin (a class seen once stays in training)
+            keyed = order[np.argsort(self.y[order], kind="stable")]
+            position = np.empty(self.n, dtype=np.int64)
+            for c in np.unique(self.y):
+                rows = keyed[self.y[keyed] == c]
+                position[rows] = np.arange(len(rows))
+            fold_of_row = position
+        else:
+            fold_of_row = np.empty(self.n, dtype=np.int64)
+            fold_of_row[order] = np.arange(self.n)
+        if self.n <= CV_MAX_ROWS:
+            k = 5
+            assignment = fold_of_row % k
+            folds = []
+            for f in range(k):
+                valid = np.flatnonzero(assignment == f)
+                train = np.flatnonzero(assignment != f)
+                if len(valid) and len(train):
+                    folds.append((train, valid))
+            return folds
+        fraction = 0.2 if self.n <= 100_000 else 0.1
+        period = round(1 / fraction)
+        valid_mask = fold_of_row % period == period - 1
+        return [(np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask))]
+
+    # -- features ---------------------------------------------------------------------------------
+
+    def _features(self, model_type: str) -> tuple[FittedTransform, Array, list[int]]:
+        """The family's automatic preprocessing, fitted once on all the rows, and its matrix."""
+        key = _preprocessing_key(model_type)
+        if key not in self.features:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # constant columns dropped: noted per model
+                graph = preprocessing_for(self.table, model_type, label=self.target)
+                fitted = graph.fit(self.table)
+            matrix = fitted.transform(self.table)
+            self.features[key] = (fitted, matrix.X, matrix.categorical)
+        return self.features[key]
+
+    # -- candidates -------------------------------------------------------------------------------
+
+    def _model_type(self, family: str) -> str:
+        classify = self.task != "regression"
+        return {
+            "boosted_tree": "boosted_tree_classifier" if classify else "boosted_tree_regressor",
+            "random_forest": "random_forest_classifier" if classify else "random_forest_regressor",
+            "linear": "logistic_reg" if classify else "linear_reg",
+            "dnn": "dnn_classifier" if classify else "dnn_regressor",
+        }[family]
+
+    def _plan(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The fixed candidates, cheapest and surest first."""
+        gbm = {
+            "max_tree_depth": 16,
+            "min_tree_child_weight": 1e-3,
+            "l2_reg": 0.0,
+            "early_stop": False,
+            "seed": self.seed,
+        }
+        if "boosted_tree" not in self.exclude:
+            yield (
+                "boosted_tree",
+                {
+                    **gbm,
+                    "learn_rate": 0.1,
+                    "num_leaves": 31,
+                    "min_data_in_leaf": 20,
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
+                },
+            )
+        if "linear" not in self.exclude:
+            yield "linear", {"l2_reg": 1.0, "max_iterations": 50}
+        if "random_forest" not in self.exclude:
+            yield (
+                "random_forest",
+                {
+                    "num_parallel_tree": 100,
+                    "max_tree_depth": 16,
+                    "num_leaves": 255,
+                    "min_data_in_leaf": 1,
+                    "seed": self.seed,
+                },
+            )
+        if "boosted_tree" not in self.exclude:
+            yield (
+                "boosted_tree",
+                {
+                    **gbm,
+                    "learn_rate": 0.05,
+                    "num_leaves": 128,
+                    "min_data_in_leaf": 3,
+                    "colsample_bytree": 0.9,
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
+                },
+            )
+            yield (
+                "boosted_tree",
+                {
+                    **gbm,
+                    "learn_rate": 0.03,
+                    "num_leaves": 64,
+                    "min_data_in_leaf": 10,
+                    "colsample_bytree": 0.7,
+                    "subsample": 0.8,
+                    "l2_reg": 1.0,
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
+                },
+            )
+        if "dnn" not in self.exclude and importlib.util.find_spec("torch") is not None:
+            yield (
+                "dnn",
+                {
+                    "hidden_units": [128, 64],
+                    "max_iterations": 100,
+                    "batch_size": 256,
+                    "learn_rate": 0.001,
+                    "dropout": 0.1,
+                    "early_stop": True,
+                    "min_rel_progress": 0.001,
+                },
+            )
+
+    def _tpe_settings(self, trial: Any) -> dict[str, Any]:
+        return {
+            "max_tree_depth": 16,
+            "min_tree_child_weight": 1e-3,
+            "early_stop": False,
+            "seed": self.seed,
+            "max_iterations": MAX_ROUNDS,
+            "early_stop_rounds": 50,
+            "learn_rate": trial.suggest_float("learn_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
+            "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 2, 128, log=True),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "l2_reg": trial.suggest_float("l2_reg", 1e-3, 10.0, log=True),
+        }
+
+    def _run_candidate(
+        self, family: str, settings: dict[str, Any], *, deadline: float | None
+    ) -> _Candidate:
+        model_type = self._model_type(family)
+        cand = _Candidate(len(self.candidates), model_type, dict(settings), family)
+        self.candidates.append(cand)
+        try:
+            _, X, categorical = self._features(model_type)
+        except (DataError, TrainingError) as e:
+            cand.status, cand.error = "failed", str(e)
+            return cand
+        cls = get_trainer(model_type)
+
+        def listener(_: Trainer, __: Any) -> None:
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _TrialTimeout
+
+        oof: Array | None = None
+        t0 = time.perf_counter()
+        try:
+            with iteration_listener(listener), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for train, valid in self.folds:
+                    kwargs: dict[str, Any] = {"categorical": categorical}
+                    y_train = self._labels(train)
+                    if family == "boosted_tree" or family == "dnn":
+                        kwargs["X_eval"] = X[valid]
+                        kwargs["y_eval"] = self._labels(valid)
+                    trainer = cls(**settings).fit(X[train], y_train, **kwargs)
+                    cand.trainers.append(trainer)
+                    best = getattr(trainer, "best_iteration_", None)
+                    if best is not None:
+                        cand.best_iterations.append(int(best))
+                    p0 = time.perf_counter()
+                    pred = self._predict(trainer, X[valid])
+                    cand.predict_s += time.perf_counter() - p0
+                    if oof is None:
+                        oof = np.zeros((self.n, *pred.shape[1:]))
+                    oof[valid] = pred
+        except _TrialTimeout:
+            cand.status, cand.error = "timeout", "stopped: it would have run past the budget"
+        except (TrainingError, DataError, ValueError, np.linalg.LinAlgError) as e:
+            cand.status, cand.error = "failed", str(e)
+        cand.fit_s = time.perf_counter() - t0 - cand.predict_s
+        if cand.status == "ok" and oof is not None:
+            cand.prediction = oof[self._scored_rows()]
+            cand.score = self._score(cand.prediction)
+            if not math.isfinite(cand.score):
+                cand.status, cand.error = "failed", f"the {self.metric} is not finite"
+        return cand
+
+    def _labels(self, rows: Array) -> Array:
+        return self.y[rows] if self.task == "regression" else self.y_raw[rows]
+
+    def _scored_rows(self) -> Array:
+        return np.sort(np.concatenate([valid for _, valid in self.folds]))
+
+    def _predict(self, trainer: Trainer, X: Array) -> Array:
+        if self.task == "regression":
+            return np.asarray(trainer.predict(X), dtype=np.float64)
+        proba = np.asarray(trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
+        known = np.asarray(trainer.classes_)  # type: ignore[attr-defined]
+        if len(known) == len(self.classes):
+            return proba
+        out = np.zeros((X.shape[0], len(self.classes)))  # a fold that lacked a class
+        out[:, np.searchsorted(self.classes, known)] = proba
+        return out
+
+    def _score(self, prediction: Array) -> float:
+        return self.score_fn(self.y[self._scored_rows()], prediction)
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.higher else a < b
+
+    def _best(self) -> _Candidate | None:
+        ok = [c for c in self.candidates if c.status == "ok"]
+        if not ok:
+            return None
+        return (max if self.higher else min)(ok, key=lambda c: c.score)
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def _left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _report(self, progress: Callable[[Progress], None] | None, cand: _Candidate) -> None:
+        if progress is None:
+            return
+        best = self._best()
+        progress(
+            Progress(
+                elapsed_s=time.perf_counter() - self.started,
+                time_budget_s=self.budget,
+                candidates=len(self.candidates),
+                best_score=None if best is None else best.score,
+                best_model_type=None if best is None else best.model_type,
+                metric=self.metric,
+                last_model_type=cand.model_type,
+                last_status=cand.status,
+            )
+        )
+
+    def run(self, progress: Callable[[Progress], None] | None) -> AutoMLResult:
+        # 1. the baseline: small, always trained, whatever the budget says
+        baseline_family = "boosted_tree" if "boosted_tree" not in self.exclude else "linear"
+        baseline = (
+            {
+                "max_iterations": 30,
+                "learn_rate": 0.2,
+                "num_leaves": 15,
+                "max_tree_depth": 16,
+                "min_data_in_leaf": 5,
+                "min_tree_child_weight": 1e-3,
+                "l2_reg": 0.0,
+                "early_stop": False,
+                "seed": self.seed,
+            }
+            if baseline_family == "boosted_tree"
+            else {"l2_reg": 1.0, "max_iterations": 10}
+        )
+        first = self._run_candidate(baseline_family, baseline, deadline=None)
+        self._report(progress, first)
+        if first.status != "ok":
+            raise TrainingError(f"automl: even the baseline model failed: {first.error}")
+        if self._left() <= 0:
+            self._note(
+                f"the time budget ({self.budget:g} s) ran out with the baseline model; "
+                "returning it: give a larger --time-budget for a better one"
+            )
+        # 2. the fixed plan, then TPE, each candidate with a share of the time left
+        for family, settings in self._plan():
+            if self._search_left() <= 0:
+                break
+            if family == "dnn" and self._search_left() < DNN_MIN_SECONDS:
+                continue  # importing PyTorch alone takes seconds: not worth a small budget
+            cand = self._run_candidate(family, settings, deadline=self._trial_deadline())
+            self._report(progress, cand)
+        if "boosted_tree" not in self.exclude and self._search_left() > 0:
+            self._tpe(progress)
+        # 3. + 4.
+        model = self._final()
+        elapsed = time.perf_counter() - self.started
+        best_score = model.metrics["automl"]["validation_score"]
+        return AutoMLResult(
+            model=model,
+            leaderboard=self._leaderboard(),
+            task=self.task,
+            metric=self.metric,
+            best_score=best_score,
+            validation=self.validation,
+            elapsed_s=elapsed,
+            warnings=list(self.notes),
+        )
+
+    def _search_left(self) -> float:
+        return self._left() - RESERVE * self.budget
+
+    def _trial_deadline(self) -> float:
+        return time.perf_counter() + TRIAL_SHARE * max(self._search_left(), 0.0)
+
+    def _tpe(self, progress: Callable[[Progress], None] | None) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=5)
+        study = optuna.create_study(
+            direction="maximize" if self.higher else "minimize", sampler=sampler
+        )
+        dists = {
+            "learn_rate": optuna.distributions.FloatDistribution(0.01, 0.3, log=True),
+            "num_leaves": optuna.distributions.IntDistribution(4, 256, log=True),
+            "min_data_in_leaf": optuna.distributions.IntDistribution(2, 128, log=True),
+            "colsample_bytree": optuna.distributions.FloatDistribution(0.4, 1.0),
+            "subsample": optuna.distributions.FloatDistribution(0.5, 1.0),
+            "l2_reg": optuna.distributions.FloatDistribution(1e-3, 10.0, log=True),
+        }
+        for cand in self.candidates:  # what the plan learnt seeds the sampler
+            if (
+                cand.family != "boosted_tree"
+                or cand.status != "ok"
+                or "num_leaves" not in cand.settings
+            ):
+                continue
+            params = {k: cand.settings.get(k, 1.0) for k in dists}
+            params["l2_reg"] = max(float(params["l2_reg"]), 1e-3)
+            params["subsample"] = float(cand.settings.get("subsample", 1.0))
+            params["colsample_bytree"] = float(cand.settings.get("colsample_bytree", 1.0))
+            inside = all(
+                dists[k].low <= v <= dists[k].high  # type: ignore[attr-defined]
+                for k, v in params.items()
+            )
+            if inside:
+                study.add_trial(
+                    optuna.trial.create_trial(params=params, distributions=dists, value=cand.score)
+                )
+        while self._search_left() > 0:
+            trial = study.ask(dists)
+            settings = self._tpe_settings(trial)
+            cand = self._run_candidate("boosted_tree", settings, deadline=self._trial_deadline())
+            cand.settings["tpe_trial"] = trial.number
+            if cand.status == "ok":
+                study.tell(trial, cand.score)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._report(progress, cand)
+
+    # -- ensemble and final model -----------------------------------------------------------------
+
+    def _ensemble(self) -> dict[int, float]:
+        """Candidate id -> weight: greedy selection with replacement over the best ten."""
+        ok = [c for c in self.candidates if c.status == "ok" and c.prediction is not None]
+        ok.sort(key=lambda c: c.score, reverse=self.higher)
+        pool = ok[:10]
+        best = pool[0]
+        counts: dict[int, int] = {}
+        total: Array | None = None
+        best_score = best.score
+        chosen: dict[int, int] = {best.id: 1}
+        for size in range(25):
+            round_best: tuple[float, _Candidate, Array] | None = None
+            for cand in pool:
+                assert cand.prediction is not None
+                trial = (
+                    cand.prediction
+                    if total is None
+                    else (total * size + cand.prediction) / (size + 1)
+                )
+                score = self._score(trial)
+                if round_best is None or self._better(score, round_best[0]):
+                    round_best = (score, cand, trial)
+            assert round_best is not None
+            score, cand, total = round_best
+            counts[cand.id] = counts.get(cand.id, 0) + 1
+            if self._better(score, best_score):
+                best_score = score
+                chosen = dict(counts)
+        return {i: float(n) for i, n in chosen.items()}
+
+    def _final(self) -> Model:
+        best = self._best()
+        assert best is not None
+        weights = self._ensemble()
+        members = [c for c in self.candidates if c.id in weights]
+        for cand in members:
+            cand.weight = weights[cand.id]
+        if len(members) > 1:
+            blended = np.zeros_like(best.prediction)
+            for c in members:
+                assert c.prediction is not None
+                blended += c.prediction * c.weight
+            score = self._score(blended / sum(c.weight for c in members))
+        else:
+            score = best.score
+        trainers = self._refit(members)
+        parts: dict[str, tuple[FittedTransform, int]] = {}
+        pieces: list[tuple[Trainer, str]] = []
+        for cand, trainer in zip(members, trainers, strict=True):
+            fitted, X, _ = self._features(cand.model_type)
+            key = _preprocessing_key(cand.model_type)
+            parts.setdefault(key, (fitted, X.shape[1]))
+            pieces.append((trainer, key))
+        board = self._leaderboard_rows()
+        metrics = {
+            "automl": {
+                "task": self.task,
+                "metric": self.metric,
+                "validation": self.validation,
+                "validation_score": score,
+                "time_budget_s": self.budget,
+                "elapsed_s": time.perf_counter() - self.started,
+                "ensemble": [
+                    {"candidate": c.id, "model_type": c.model_type, "weight": c.weight}
+                    for c in members
+                ],
+                "leaderboard": board,
+            }
+        }
+        if len(members) == 1:
+            fitted = parts[pieces[0][1]][0]
+            model = Model.assemble(
+                trainers[0], fitted, table=self.table, label=self.target, metrics=metrics
+            )
+            return model
+        keys = list(parts)
+        stacked = StackedTransform([parts[k][0] for k in keys], [parts[k][1] for k in keys])
+        ranges = dict(zip(keys, stacked.ranges, strict=True))
+        ensemble_cls = get_trainer(
+            "ensemble_regressor" if self.task == "regression" else "ensemble_classifier"
+        )
+        ensemble = ensemble_cls.from_fitted(  # type: ignore[attr-defined]
+            [(t, ranges[k], c.weight) for (t, k), c in zip(pieces, members, strict=True)]
+        )
+        model = Model.assemble(
+            ensemble, stacked, table=self.table, label=self.target, metrics=metrics
+        )
+        return model
+
+    def _refit(self, members: list[_Candidate]) -> list[Trainer]:
+        """Each member trained on every row when the time allows (boosted trees with the rounds
+        early stopping found), else the model of the first fold (holdout: the only one)."""
+        fraction = len(self.folds[0][0]) / self.n
+        estimate = sum(c.fit_s / len(self.folds) / fraction for c in members)
+        refit = estimate <= max(self._left(), 0.0) + 0.05 * self.budget
+        out: list[Trainer] = []
+        for cand in members:
+            if not refit:
+                out.append(cand.trainers[0])
+                continue
+            settings = dict(cand.settings)
+            settings.pop("tpe_trial", None)
+            if cand.best_iterations:
+                rounds = float(np.mean(cand.best_iterations)) + 1
+                settings["max_iterations"] = max(1, round(rounds / fraction**0.5))
+                settings["early_stop_rounds"] = None
+            _, X, categorical = self._features(cand.model_type)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    trainer = get_trainer(cand.model_type)(**settings).fit(
+                        X, self._labels(np.arange(self.n)), categorical=categorical
+                    )
+            except TrainingError:
+                trainer = cand.trainers[0]
+            out.append(trainer)
+        if not refit:
+            self._note(
+                "no time was left to refit the chosen model(s) on every row; they are trained "
+                f"on the {fraction:.0%} of rows the validation left"
+            )
+        return out
+
+    def _leaderboard_rows(self) -> list[dict[str, Any]]:
+        ranked = sorted(
+            self.candidates,
+            key=lambda c: (c.status != "ok", -c.score if self.higher else c.score),
+        )
+        rows = []
+        for rank, c in enumerate(ranked, start=1):
+            rows.append(
+                {
+                    "rank": rank,
+                    "candidate": c.id,
+                    "model_type": c.model_type,
+                    "settings": json.dumps(
+                        {k: v for k, v in c.settings.items() if k != "tpe_trial"}, default=str
+                    ),
+                    "status": c.status,
+                    "validation_score": c.score if c.status == "ok" else None,
+                    "fit_time_s": round(c.fit_s, 4),
+                    "predict_time_s": round(c.predict_s, 4),
+                    "best_iteration": (
+                        round(float(np.mean(c.best_iterations))) if c.best_iterations else None
+                    ),
+                    "ensemble_weight": c.weight,
+                    "error": c.error,
+                }
+            )
+        return rows
+
+    def _leaderboard(self) -> pa.Table:
+        rows = self._leaderboard_rows()
+        schema = pa.schema(
+            [
+                ("rank", pa.int64()),
+                ("candidate", pa.int64()),
+                ("model_type", pa.string()),
+                ("settings", pa.string()),
+                ("status", pa.string()),
+                ("validation_score", pa.float64()),
+                ("fit_time_s", pa.float64()),
+                ("predict_time_s", pa.float64()),
+                ("best_iteration", pa.int64()),
+                ("ensemble_weight", pa.float64()),
+                ("error", pa.string()),
+            ]
+        )
+        return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _preprocessing_key(model_type: str) -> str:
+    """Candidates of one key share their automatic preprocessing (and its matrix)."""
+    if model_type in ("linear_reg", "logistic_reg"):
+        return "linear"
+    return "dnn" if model_type.startswith("dnn") else "tree"
+
+
+def leaderboard_of(model: Model) -> pa.Table | None:
+    """The leaderboard saved in an AutoML model's metrics, or None for another model."""
+    automl = model.metrics.get("automl") if isinstance(model.metrics, Mapping) else None
+    if not automl:
+        return None
+    return pa.Table.from_pylist(automl["leaderboard"])

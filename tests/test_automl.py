@@ -1,0 +1,197 @@
+"""AutoML on real data: task and metric detection, the leaderboard, ensembles that save, load and
+predict like their members, tiny budgets, and the bad inputs the issue lists."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+
+from kiln.automl import AutoMLWarning, fit, leaderboard_of
+from kiln.errors import TrainingError
+from kiln.model import Model
+from kiln.train import EnsembleClassifier, EnsembleRegressor, get_trainer
+from kiln.transform import StackedTransform, auto_transform
+
+
+@pytest.fixture(scope="module")
+def penguins() -> pa.Table:
+    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    with src.open("rb") as f:
+        return pacsv.read_csv(
+            f, convert_options=pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
+        )
+
+
+def _fit(table: pa.Table, target: str, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AutoMLWarning)
+        return fit(table, target, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def species(penguins: pa.Table) -> Any:
+    """Multiclass, 5-fold CV, a budget that leaves room for an ensemble."""
+    return _fit(penguins, "species", time_budget=8, seed=0)
+
+
+def test_multiclass_search_gives_a_model_and_a_leaderboard(
+    penguins: pa.Table, species: Any, tmp_path: Path
+) -> None:
+    assert (species.task, species.metric) == ("multiclass", "log_loss")
+    assert species.validation == "5-fold cross-validation"
+    board = species.leaderboard
+    assert board.num_rows >= 3
+    ok = board.filter(pc.equal(board["status"], "ok"))
+    scores = ok["validation_score"].to_pylist()
+    assert scores == sorted(scores), "ranked best (lowest log loss) first"
+    assert {"boosted_tree_classifier", "logistic_reg"} <= set(board["model_type"].to_pylist())
+    assert species.best_score <= scores[0] + 1e-12  # the ensemble is kept only when it is better
+    assert species.best_score < 0.2  # penguins' species are easy: a real model, not the prior
+
+    predicted = species.model.predict(penguins)
+    accuracy = pc.mean(pc.equal(predicted["predicted_species"], penguins["species"])).as_py()
+    assert accuracy > 0.95
+    folder = species.model.save(tmp_path / "automl")
+    loaded = Model.load(folder)
+    assert loaded.predict(penguins).equals(predicted)
+    board_back = leaderboard_of(loaded)
+    assert board_back is not None
+    assert board_back["model_type"].to_pylist() == board["model_type"].to_pylist()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["metrics"]["automl"]["metric"] == "log_loss"
+
+
+def test_an_ensemble_predicts_the_weighted_mean_of_its_members(
+    penguins: pa.Table, species: Any
+) -> None:
+    model = species.model
+    if not isinstance(model.trainer, EnsembleClassifier):
+        pytest.skip("this search kept a single model")  # the search below forces one
+    assert isinstance(model.transform, StackedTransform)
+    X = model.transform.transform(penguins).X
+    total = np.zeros((penguins.num_rows, 3))
+    weights = 0.0
+    for trainer, member in zip(model.trainer.members_, model.trainer.members, strict=True):
+        start, stop = member["columns"]
+        total += member["weight"] * trainer.predict_proba(X[:, start:stop])
+        weights += member["weight"]
+    np.testing.assert_allclose(model.trainer.predict_proba(X), total / weights)
+
+
+def test_hand_built_ensembles_fit_save_and_check_their_members(
+    penguins: pa.Table, tmp_path: Path
+) -> None:
+    table = penguins.filter(pc.is_valid(penguins["sex"]))
+    y = np.asarray(table["sex"].to_pylist())
+    linear = auto_transform(table, "linear", exclude=["sex"]).fit(table)
+    trees = auto_transform(table, "tree", exclude=["sex"]).fit(table)
+    Xl, Xt = linear.transform(table).X, trees.transform(table).X
+    logistic = get_trainer("logistic_reg")().fit(Xl, y)
+    boosted = get_trainer("boosted_tree_classifier")().fit(Xt, y)
+    stacked = StackedTransform([linear, trees], [Xl.shape[1], Xt.shape[1]])
+    (l0, l1), (t0, t1) = stacked.ranges
+    ensemble = EnsembleClassifier.from_fitted([(logistic, (l0, l1), 1.0), (boosted, (t0, t1), 3.0)])
+    model = Model.assemble(ensemble, stacked, table=table, label="sex")
+    expected = (logistic.predict_proba(Xl) + 3 * boosted.predict_proba(Xt)) / 4
+    np.testing.assert_allclose(ensemble.predict_proba(stacked.transform(table).X), expected)
+    loaded = Model.load(model.save(tmp_path / "ensemble"))
+    assert loaded.predict(table).equals(model.predict(table))
+    assert sorted(p.name for p in (tmp_path / "ensemble" / "transform").iterdir()) == [
+        "part_0",
+        "part_1",
+        "stack.json",
+    ]
+
+    other = get_trainer("logistic_reg")().fit(Xl, np.asarray(table["island"].to_pylist()))
+    with pytest.raises(TrainingError, match="same labels"):
+        EnsembleClassifier.from_fitted([(logistic, (l0, l1), 1.0), (other, (l0, l1), 1.0)])
+    with pytest.raises(TrainingError, match="members must be regression"):
+        EnsembleRegressor(members=[{"model_type": "logistic_reg", "columns": [0, 2]}])
+    with pytest.raises(TrainingError, match=r"columns must be \[start, stop\)"):
+        EnsembleClassifier(members=[{"model_type": "logistic_reg", "columns": [3, 1]}])
+    with pytest.raises(TrainingError, match="weight must be a number > 0"):
+        EnsembleClassifier(
+            members=[{"model_type": "logistic_reg", "columns": [0, 1], "weight": -1}]
+        )
+
+
+def test_binary_regression_and_excluded_families(penguins: pa.Table) -> None:
+    binary = _fit(penguins, "sex", time_budget=3, exclude=["dnn", "random_forest"])
+    assert (binary.task, binary.metric) == ("binary", "roc_auc")
+    kinds = set(binary.leaderboard["model_type"].to_pylist())
+    assert "random_forest_classifier" not in kinds
+    assert "dnn_classifier" not in kinds
+    assert binary.best_score > 0.85
+
+    regression = _fit(penguins, "body_mass_g", time_budget=3, metric="mae", exclude=["dnn"])
+    assert (regression.task, regression.metric) == ("regression", "mean_absolute_error")
+    assert regression.best_score < 400  # grams; the mean's MAE is ~650
+    out = regression.model.predict(penguins.slice(0, 5))
+    assert out.column_names == ["predicted_body_mass_g"]
+
+    linear_only = _fit(
+        penguins, "body_mass_g", time_budget=2, exclude=["boosted_tree", "random_forest", "dnn"]
+    )
+    assert set(linear_only.leaderboard["model_type"].to_pylist()) == {"linear_reg"}
+
+
+def test_integer_targets_with_few_values_are_classes(penguins: pa.Table) -> None:
+    table = penguins.select(["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "species"])
+    codes = pc.index_in(table["species"], value_set=pa.array(["Adelie", "Chinstrap", "Gentoo"]))
+    table = table.drop_columns(["species"]).append_column("kind", codes.cast(pa.int64()))
+    result = _fit(table, "kind", time_budget=1, exclude=["dnn"])
+    assert result.task == "multiclass"
+    assert result.model.predict(table.slice(0, 2))["predicted_kind"].type == pa.int64()
+
+
+def test_a_budget_too_small_still_returns_the_baseline(penguins: pa.Table) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(penguins.filter(pc.is_valid(penguins["sex"])), "sex", time_budget=0.001)
+    notes = [str(w.message) for w in caught if issubclass(w.category, AutoMLWarning)]
+    assert any("ran out with the baseline model" in n for n in notes), notes
+    assert result.warnings == notes
+    assert result.leaderboard.num_rows == 1
+    assert result.leaderboard["status"].to_pylist() == ["ok"]
+    assert result.model.predict(penguins.slice(0, 3)).num_rows == 3
+
+
+def test_bad_input(penguins: pa.Table) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=3000)
+    cases: list[tuple[pa.Table, str, dict[str, Any], str]] = [
+        (penguins, "wingspan", {}, "target column 'wingspan' is not in the data"),
+        (
+            penguins.append_column("nothing", pa.nulls(penguins.num_rows, pa.float64())),
+            "nothing",
+            {},
+            "all null",
+        ),
+        (
+            pa.table({"x": x, "y": [f"c{i}" for i in range(3000)]}),
+            "y",
+            {},
+            "3,000 classes",
+        ),
+        (pa.table({"x": x[:4], "y": [1.0, 2.5, float("inf"), 3.5]}), "y", {}, "infinite value"),
+        (pa.table({"x": x[:3], "y": ["a", "b", "c"]}), "y", {}, "every class of 'y' appears once"),
+        (penguins, "sex", {"metric": "precision_at_7"}, "unknown metric 'precision_at_7'"),
+        (penguins, "sex", {"metric": "rmse"}, "rmse does not score a binary task"),
+        (penguins, "sex", {"time_budget": 0}, "time_budget must be > 0"),
+        (penguins, "sex", {"exclude": ["svm"]}, "cannot exclude svm"),
+        (penguins, "species", {"task": "binary"}, "exactly 2 classes; 'species' has 3"),
+        (penguins, "species", {"task": "regression"}, "needs a numeric target"),
+        (penguins.select(["sex"]), "sex", {}, "no column besides the target"),
+    ]
+    for table, target, kwargs, message in cases:
+        with pytest.raises(TrainingError, match=message):
+            _fit(table, target, **kwargs)
