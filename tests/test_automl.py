@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+from conftest import assert_clean_error, kiln
 
 from kiln.automl import AutoMLWarning, fit, leaderboard_of
 from kiln.errors import TrainingError
@@ -195,3 +196,33 @@ def test_bad_input(penguins: pa.Table) -> None:
     for table, target, kwargs, message in cases:
         with pytest.raises(TrainingError, match=message):
             _fit(table, target, **kwargs)
+
+
+def test_kiln_automl_command(tmp_path: Path) -> None:
+    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    data = tmp_path / "penguins.csv"
+    data.write_bytes(src.read_bytes())
+    out = tmp_path / "model"
+    proc = kiln(
+        "automl", str(data), "--target", "species", "--time-budget", "3", "--exclude", "dnn",
+        "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "leaderboard" in proc.stdout
+    assert "log_loss" in proc.stdout
+    assert f"model saved: {out}" in proc.stdout
+    model = Model.load(out)
+    table = pacsv.read_csv(data)
+    assert model.predict(table).num_rows == table.num_rows
+
+    assert_clean_error(
+        kiln("automl", str(data), "--target", "wingspan", "--time-budget", "1", cwd=tmp_path),
+        "target column 'wingspan' is not in the data",
+    )
+    assert_clean_error(
+        kiln("automl", str(data), "--target", "species", "--out", str(out), cwd=tmp_path),
+        "exists and is not empty",
+    )
+    assert_clean_error(
+        kiln("automl", str(tmp_path / "nope.csv"), "--target", "y", cwd=tmp_path), "nope.csv"
+    )
