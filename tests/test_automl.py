@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
-from conftest import assert_clean_error, kiln
 
+from conftest import assert_clean_error, kiln
 from kiln.automl import AutoMLWarning, fit, leaderboard_of
 from kiln.errors import TrainingError
 from kiln.model import Model
