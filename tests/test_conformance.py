@@ -120,3 +120,40 @@ def test_every_builtin_trainer_conforms(model_type: str) -> None:
     cls = get_trainer(model_type)
     X, y = _data(cls.task)
     check_trainer(cls(**_settings(model_type)), X, y)
+
+
+@pytest.mark.parametrize(
+    "model_type",
+    [
+        "linear_reg",
+        "logistic_reg",
+        "kmeans",
+        "boosted_tree_classifier",
+        "boosted_tree_regressor",
+        "dnn_classifier",
+        "dnn_regressor",
+    ],
+)
+def test_stop_training_keeps_the_model_as_it_stands(model_type: str) -> None:
+    """An iteration listener raising StopTraining (AutoML out of time) ends fit normally: the
+    rows recorded so far stay, and the trainer predicts."""
+    from kiln.train import StopTraining, iteration_listener
+
+    cls = get_trainer(model_type)
+    X, y = _data(cls.task)
+    settings = {
+        **_settings(model_type),
+        "max_iterations": 10,
+        "early_stop": False,
+    }
+    if model_type.startswith("linear") or model_type.startswith("logistic"):
+        settings["optimize_strategy"] = "BATCH_GRADIENT_DESCENT"
+
+    def stop_after_two(_: object, info: Any) -> None:
+        if info.iteration == 1:
+            raise StopTraining
+
+    with iteration_listener(stop_after_two):
+        trainer = cls(**settings).fit(X, y)
+    assert [row.iteration for row in trainer.training_info_] == [0, 1]
+    assert len(trainer.predict(X)) == len(X)

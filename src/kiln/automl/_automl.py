@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from kiln.errors import DataError, TrainingError
 from kiln.model import Model, preprocessing_for
-from kiln.train import Trainer, get_trainer, iteration_listener
+from kiln.train import StopTraining, Trainer, get_trainer, iteration_listener
 from kiln.transform import FittedTransform, StackedTransform
 
 __all__ = [
@@ -62,10 +62,14 @@ CV_MAX_ROWS = 5_000
 MAX_CLASSES = 200
 MAX_ROUNDS = 2_000
 """Boosting rounds a candidate may grow before early stopping (50 rounds without progress)."""
+LINEAR_MAX_CELLS = 20_000_000
+"""Linear models and DNNs train on at most this many rows x features (a sample of the rows)."""
+LINEAR_GD_FEATURES = 256
+"""Beyond this many features a linear regression descends rather than solving X'X."""
 DNN_MIN_SECONDS = 20.0
 """A DNN is tried only with at least this much search time left."""
-RESERVE = 0.2
-"""Share of the budget kept for ensembling and refitting the chosen models on every row."""
+REFIT_MAX = 0.25
+"""Share of the budget the refit of the chosen models on every row may take."""
 TRIAL_SHARE = 0.5
 """A candidate is stopped once it has run for this share of the search time left at its start."""
 FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn")
@@ -459,7 +463,11 @@ class _Search:
                 },
             )
         if "linear" not in self.exclude:
-            yield "linear", {"l2_reg": 1.0, "max_iterations": 50}
+            width = self._features(self._model_type("linear"))[1].shape[1]
+            linear: dict[str, Any] = {"l2_reg": 1.0, "max_iterations": 50}
+            if width > LINEAR_GD_FEATURES:  # X'X would cost rows x width^2: descend instead
+                linear.update(optimize_strategy="BATCH_GRADIENT_DESCENT", max_iterations=30)
+            yield "linear", linear
         if "random_forest" not in self.exclude:
             yield (
                 "random_forest",
@@ -541,9 +549,15 @@ class _Search:
             return cand
         cls = get_trainer(model_type)
 
-        def listener(_: Trainer, __: Any) -> None:
+        holdout = len(self.folds) == 1
+        stopped: list[int] = []
+
+        def listener(_: Trainer, info: Any) -> None:
             if deadline is not None and time.perf_counter() > deadline:
-                raise _TrialTimeout
+                if not holdout:  # folds left untrained: the candidate cannot be scored
+                    raise _TrialTimeout
+                stopped.append(info.iteration)
+                raise StopTraining  # one model: keep it as it stands, and score it
 
         oof: Array | None = None
         t0 = time.perf_counter()
@@ -551,6 +565,8 @@ class _Search:
             with iteration_listener(listener), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for train, valid in self.folds:
+                    if family in ("linear", "dnn"):
+                        train = self._subsample(train, LINEAR_MAX_CELLS // max(X.shape[1], 1))
                     kwargs: dict[str, Any] = {"categorical": categorical}
                     y_train = self._labels(train)
                     if family == "boosted_tree" or family == "dnn":
@@ -572,12 +588,22 @@ class _Search:
         except (TrainingError, DataError, ValueError, np.linalg.LinAlgError) as e:
             cand.status, cand.error = "failed", str(e)
         cand.fit_s = time.perf_counter() - t0 - cand.predict_s
+        if stopped and cand.status == "ok":
+            cand.error = f"stopped at its time limit after {stopped[0] + 1} iteration(s)"
         if cand.status == "ok" and oof is not None:
             cand.prediction = oof[self._scored_rows()]
             cand.score = self._score(cand.prediction)
             if not math.isfinite(cand.score):
                 cand.status, cand.error = "failed", f"the {self.metric} is not finite"
         return cand
+
+    def _subsample(self, rows: Array, cap: int) -> Array:
+        """At most ``cap`` of ``rows`` (a seeded sample, in order): dense one-hot matrices of
+        linear models and DNNs grow with rows x categories, and so does their time."""
+        if len(rows) <= cap:
+            return rows
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(rows, size=max(cap, 1), replace=False))
 
     def _labels(self, rows: Array) -> Array:
         return self.y[rows] if self.task == "regression" else self.y_raw[rows]
@@ -683,7 +709,24 @@ class _Search:
         )
 
     def _search_left(self) -> float:
-        return self._left() - RESERVE * self.budget
+        return self._left() - self._reserve()
+
+    def _reserve(self) -> float:
+        """Time kept for the end: ensemble selection, and refitting the likely members on every
+        row when that is affordable (a quarter of the budget at most; else the models trained on
+        the validation's training part are kept)."""
+        ok = sorted(
+            (c for c in self.candidates if c.status == "ok"),
+            key=lambda c: c.score,
+            reverse=self.higher,
+        )[:3]
+        refit = sum(self._refit_estimate(c) for c in ok)
+        planned = refit if refit <= REFIT_MAX * self.budget else 0.0
+        return 0.05 * self.budget + planned
+
+    def _refit_estimate(self, cand: _Candidate) -> float:
+        fraction = len(self.folds[0][0]) / self.n
+        return float(cand.fit_s / len(self.folds) / fraction)
 
     def _trial_deadline(self) -> float:
         return time.perf_counter() + TRIAL_SHARE * max(self._search_left(), 0.0)
@@ -724,6 +767,9 @@ class _Search:
                     optuna.trial.create_trial(params=params, distributions=dists, value=cand.score)
                 )
         while self._search_left() > 0:
+            took = [c.fit_s for c in self.candidates if c.family == "boosted_tree" and c.fit_s > 0]
+            if took and self._search_left() < 0.25 * float(np.median(took)):
+                break  # too little time for a trial that could compete
             trial = study.ask(dists)
             settings = self._tpe_settings(trial)
             cand = self._run_candidate("boosted_tree", settings, deadline=self._trial_deadline())
@@ -829,7 +875,7 @@ class _Search:
         """Each member trained on every row when the time allows (boosted trees with the rounds
         early stopping found), else the model of the first fold (holdout: the only one)."""
         fraction = len(self.folds[0][0]) / self.n
-        estimate = sum(c.fit_s / len(self.folds) / fraction for c in members)
+        estimate = sum(self._refit_estimate(c) for c in members)
         refit = estimate <= max(self._left(), 0.0) + 0.05 * self.budget
         out: list[Trainer] = []
         for cand in members:
@@ -838,16 +884,19 @@ class _Search:
                 continue
             settings = dict(cand.settings)
             settings.pop("tpe_trial", None)
-            if cand.best_iterations:
+            if cand.family == "boosted_tree" and cand.best_iterations:
                 rounds = float(np.mean(cand.best_iterations)) + 1
                 settings["max_iterations"] = max(1, round(rounds / fraction**0.5))
                 settings["early_stop_rounds"] = None
             _, X, categorical = self._features(cand.model_type)
+            rows = np.arange(self.n)
+            if cand.family in ("linear", "dnn"):
+                rows = self._subsample(rows, LINEAR_MAX_CELLS // max(X.shape[1], 1))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     trainer = get_trainer(cand.model_type)(**settings).fit(
-                        X, self._labels(np.arange(self.n)), categorical=categorical
+                        X[rows], self._labels(rows), categorical=categorical
                     )
             except TrainingError:
                 trainer = cand.trainers[0]

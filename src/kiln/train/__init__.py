@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from kiln.train._contract import (
         IterationInfo,
         IterationListener,
+        StopTraining,
         Task,
         Trainer,
         get_trainer,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IterationInfo",
     "IterationListener",
+    "StopTraining",
     "Task",
     "Trainer",
     "get_trainer",
@@ -55,10 +57,10 @@ _EXPORTS |= {
 __all__ += [
     "BoostedTreeClassifier",
     "BoostedTreeRegressor",
-    "RandomForestClassifier",
-    "RandomForestRegressor",
     "EnsembleClassifier",
     "EnsembleRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
     "custom_trainer",
 ]
 _EXPORTS |= {

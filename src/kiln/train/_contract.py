@@ -66,7 +66,8 @@ _LISTENERS: ContextVar[tuple[IterationListener, ...]] = ContextVar(
 def iteration_listener(listener: IterationListener) -> Iterator[None]:
     """Within this block, ``listener(trainer, info)`` runs after each iteration any trainer
     records (in this thread): a tuner watches the loss this way, and prunes a trial by raising
-    from the listener (the exception leaves ``fit``)."""
+    from the listener (the exception leaves ``fit``); raising :class:`StopTraining` instead ends
+    training early with the model kept."""
     token = _LISTENERS.set((*_LISTENERS.get(), listener))
     try:
         yield
@@ -74,12 +75,22 @@ def iteration_listener(listener: IterationListener) -> Iterator[None]:
         _LISTENERS.reset(token)
 
 
-def record_iteration(trainer: Trainer, rows: list[IterationInfo], info: IterationInfo) -> None:
+class StopTraining(Exception):
+    """Raised by an iteration listener to end training now and keep the model as it stands
+    (an AutoML search out of time); any other exception abandons the fit."""
+
+
+def record_iteration(trainer: Trainer, rows: list[IterationInfo], info: IterationInfo) -> bool:
     """Append ``info`` to ``rows`` (the trainer's ``training_info_``) and tell the listeners:
-    how every iterative trainer records an iteration."""
+    how every iterative trainer records an iteration. True when a listener raised
+    :class:`StopTraining`: the trainer then stops, its model fitted as it is."""
     rows.append(info)
-    for listener in _LISTENERS.get():
-        listener(trainer, info)
+    try:
+        for listener in _LISTENERS.get():
+            listener(trainer, info)
+    except StopTraining:
+        return True
+    return False
 
 
 class Trainer(abc.ABC):

@@ -139,11 +139,12 @@ class KMeansTrainer(Trainer):
             self._centers = centers
             loss = self._loss(Z)
             eval_loss = None if Ze is None else self._loss(Ze)
-            record_iteration(
+            if record_iteration(
                 self,
                 self.training_info_,
                 IterationInfo(iteration, loss, eval_loss, None, elapsed_ms(started)),
-            )
+            ):
+                break  # asked to stop: the centroids of this iteration are set
             current = loss if eval_loss is None else eval_loss
             slow = (
                 previous is not None

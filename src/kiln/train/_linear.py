@@ -305,11 +305,12 @@ class _GLM(Trainer):
             loss = f + l1(V)
             self._set_weights(V, b, mu, sigma)
             eval_loss = self._eval_loss(*eval_data) if eval_data is not None else None
-            record_iteration(
+            if record_iteration(
                 self,
                 self.training_info_,
                 IterationInfo(iteration, loss, eval_loss, step, elapsed_ms(started)),
-            )
+            ):
+                break  # asked to stop: the weights of this iteration are set
             current = eval_loss if eval_loss is not None else loss
             progress = (previous - current) / max(abs(previous), 1e-300)
             previous = current

@@ -233,10 +233,14 @@ class _Recorder:
             duration_ms=duration_ms,
         )
         previous = self.rows[-1] if self.rows else None
-        record_iteration(self.trainer, self.rows, row)
+        stop = record_iteration(self.trainer, self.rows, row)
         if self.patience is not None:
             self._watch_best(row, env)
+            if stop:  # asked to stop: keep the best round so far
+                raise lightgbm.callback.EarlyStopException(self.best, self.best_results)
             return
+        if stop:
+            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
         if self.min_rel_progress is None or previous is None:
             return
         before = previous.eval_loss if row.eval_loss is not None else previous.loss

@@ -499,13 +499,14 @@ class _Dnn(Trainer):
                     f" learn_rate={self.learn_rate:g}; lower learn_rate"
                 )
             eval_loss = self._mean_loss(torch, *ev, None) * scale if ev is not None else None
-            record_iteration(
+            if record_iteration(
                 self,
                 self.training_info_,
                 IterationInfo(
                     iteration, current_loss, eval_loss, self.learn_rate, elapsed_ms(started)
                 ),
-            )
+            ):
+                break  # asked to stop: the network of this epoch is kept
             current = eval_loss if eval_loss is not None else current_loss
             progress = (previous - current) / max(abs(previous), 1e-300)
             previous = current
