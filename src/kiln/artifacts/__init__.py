@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.artifacts._data import Anomalies, Dataset, Schema, Statistics
-from kiln.artifacts._model import Model, ModelEvaluation, TransformGraph
+from kiln.artifacts._model import HyperParameters, Model, ModelEvaluation, TransformGraph
 from kiln.artifacts._store import ArtifactStore, check_uri, fingerprint
 from kiln.artifacts._types import (
     MANIFEST,
@@ -21,6 +21,7 @@ __all__ = [
     "Artifact",
     "ArtifactStore",
     "Dataset",
+    "HyperParameters",
     "Metrics",
     "Model",
     "ModelEvaluation",

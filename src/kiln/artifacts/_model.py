@@ -1,4 +1,4 @@
-"""The training artifact types: TransformGraph, Model and ModelEvaluation.
+"""The training artifact types: TransformGraph, Model, ModelEvaluation and HyperParameters.
 
 A ``TransformGraph`` folder is what :meth:`kiln.transform.FittedTransform.save` writes
 (``transform.json`` and ``arrays.npz``); a ``Model`` folder is what
@@ -10,6 +10,14 @@ artifact store's own ``kiln-artifact.json`` is not part of the model's fingerpri
     blessing.json     {"blessed": bool, "reasons": [...], "checks": [...]}
     evaluation.json   the rest: model type, task, label, slices, the baseline's metrics and the
                       deltas when there was one, importance, training curve, notes
+
+A ``HyperParameters`` folder (the Tuner's output, which the Trainer takes) holds::
+
+    hyperparameters.json  best_params (the tuned settings), best_score, objective, direction,
+                          and how the search ran: model type, label, fixed settings, algorithm,
+                          seed, trial counts
+    trials.parquet        one row per trial (kiln.tune's trial table: trial_id, params as JSON
+                          text, score, state, duration_s, error, is_optimal)
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from kiln.artifacts._types import Artifact
 from kiln.errors import ArtifactError
 from kiln.metadata import PropertyType, PropertyValue
 
-__all__ = ["Model", "ModelEvaluation", "TransformGraph", "headline_metrics"]
+__all__ = ["HyperParameters", "Model", "ModelEvaluation", "TransformGraph", "headline_metrics"]
 
 
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,3 +169,69 @@ class ModelEvaluation(Artifact):
     def blessed(self) -> bool:
         """Whether the model was blessed (no threshold check failed)."""
         return bool(self.read()["blessing"]["blessed"])
+
+
+class HyperParameters(Artifact):
+    """The best settings a tuning run found, and its trial table (TFX's Tuner output).
+
+    The value is a mapping with at least ``best_params`` (option -> value) and ``trials`` (a
+    ``pyarrow.Table``), as the Tuner component builds it from
+    :meth:`kiln.tune.TuningResult.summary`; its other keys are kept in ``hyperparameters.json``.
+    ``read()`` gives the same mapping back.
+    """
+
+    properties: ClassVar[Mapping[str, PropertyType]] = {
+        "model_type": PropertyType.STRING,
+        "objective": PropertyType.STRING,
+        "best_score": PropertyType.DOUBLE,
+        "best_params": PropertyType.JSON,
+        "num_trials": PropertyType.INT,
+    }
+    description: ClassVar[str] = "Tuned hyper-parameters (best settings) and the trial table."
+
+    def _write(self, folder: Path) -> dict[str, PropertyValue]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        value = self._value
+        if not isinstance(value, Mapping) or not isinstance(value.get("best_params"), Mapping):
+            raise ArtifactError(
+                "HyperParameters artifact needs a mapping with 'best_params' (option -> value) "
+                f"and 'trials' (a pyarrow.Table), got {type(value).__name__}"
+            )
+        trials = value.get("trials")
+        if not isinstance(trials, pa.Table):
+            raise ArtifactError(
+                "HyperParameters' trials must be a pyarrow.Table (kiln.tune's trial table), got "
+                f"{type(trials).__name__}"
+            )
+        body = {k: v for k, v in value.items() if k != "trials"}
+        try:
+            text = json.dumps(body, sort_keys=True, indent=1, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ArtifactError(f"HyperParameters is not strict JSON ({e})") from e
+        (folder / "hyperparameters.json").write_text(text)
+        pq.write_table(trials, folder / "trials.parquet")
+        props: dict[str, PropertyValue] = {
+            "best_params": dict(value["best_params"]),
+            "num_trials": trials.num_rows,
+        }
+        for key in ("model_type", "objective"):
+            if isinstance(value.get(key), str):
+                props[key] = value[key]
+        score = value.get("best_score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            props["best_score"] = float(score)
+        return props
+
+    def _read(self, folder: Path) -> Any:
+        import pyarrow.parquet as pq
+
+        body: dict[str, Any] = json.loads((folder / "hyperparameters.json").read_text())
+        body["trials"] = pq.read_table(folder / "trials.parquet")
+        return body
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The tuned settings: what the Trainer puts over its own ``settings``."""
+        return dict(self.read()["best_params"])

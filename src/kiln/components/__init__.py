@@ -1,5 +1,5 @@
 """The standard components, on the spine: data (ExampleGen, StatisticsGen, SchemaGen,
-ImportSchema, ExampleValidator); training (Transform, Trainer) and evaluation (Evaluator,
+ImportSchema, ExampleValidator); training (Transform, Tuner, Trainer) and evaluation (Evaluator,
 EvaluatorWithBaseline); pushing comes with its issue."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kiln.components._training import (
     Trainer,
     Transform,
 )
+from kiln.components._tune import Tuner
 
 __all__ = [
     "DataValidationError",
@@ -32,4 +33,5 @@ __all__ = [
     "StatisticsGen",
     "Trainer",
     "Transform",
+    "Tuner",
 ]

@@ -5,7 +5,8 @@ EvaluatorWithBaseline), each a Kiln component with lineage and caching.
   and emits a ``TransformGraph`` artifact: the analyzers run once, over training data only.
 - ``Trainer`` fits ``model_type`` (BigQuery ML's names and ``OPTIONS`` as ``settings``) on the
   train split through that fitted transform, with the eval split for early stopping, and emits a
-  ``Model`` artifact: the folder :meth:`kiln.model.Model.save` writes.
+  ``Model`` artifact: the folder :meth:`kiln.model.Model.save` writes. Given the Tuner's
+  ``HyperParameters`` (optional), their best settings override ``settings``.
 - ``Evaluator`` computes ``ML.EVALUATE``'s metrics of the model on one split, checks them against
   thresholds (JSON dicts with :class:`kiln.evaluate.MetricThreshold`'s fields) and records the
   decision in a ``ModelEvaluation`` artifact. A model that is not blessed does not fail the step
@@ -19,14 +20,20 @@ EvaluatorWithBaseline), each a Kiln component with lineage and caching.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from kiln.artifacts import Dataset, Model, ModelEvaluation, TransformGraph
+from kiln.artifacts import Dataset, HyperParameters, Model, ModelEvaluation, TransformGraph
 from kiln.errors import TrainingError
 from kiln.orchestration import component
 
 if TYPE_CHECKING:
     from kiln.evaluate import MetricThreshold
+
+    OptionalHyperParameters: TypeAlias = HyperParameters | None
+else:
+    # kiln.orchestration takes an artifact input with a default as optional (a pipeline may leave
+    # it out) but refuses the annotation `X | None`; it reads this one as the artifact type.
+    OptionalHyperParameters = HyperParameters
 
 __all__ = [
     "Evaluator",
@@ -73,6 +80,7 @@ def Trainer(
     settings: dict[str, Any] | None = None,
     train_split: str = "train",
     eval_split: str = "eval",
+    hyperparameters: OptionalHyperParameters = None,
 ) -> Model:
     """Fit ``model_type`` with ``settings`` on ``train_split`` through the fitted ``transform``.
 
@@ -80,10 +88,13 @@ def Trainer(
     ``num_clusters``…). ``eval_split`` (``""`` for none) is the held-out data iterative trainers
     stop early on. The transform is used as fitted, not refitted: fit the Transform step with
     the same ``label`` (and, for BigQuery ML's preprocessing, a ``model_type`` of the same
-    family).
+    family). ``hyperparameters`` (the Tuner's output, optional) were tuned for ``model_type``:
+    their best settings override those of ``settings``.
     """
     from kiln.model import Model as FittedModel
 
+    if hyperparameters is not None:
+        settings = _tuned(model_type, settings, hyperparameters)
     graph = transform.read()
     if label and label in graph.input_columns:
         raise TrainingError(
@@ -101,6 +112,21 @@ def Trainer(
         fitted_transform=graph,
     )
     return Model(fitted)
+
+
+def _tuned(
+    model_type: str, settings: dict[str, Any] | None, hyperparameters: HyperParameters
+) -> dict[str, Any]:
+    from kiln.train import get_trainer
+
+    tuned = hyperparameters.read()
+    tuned_for = tuned.get("model_type")
+    if tuned_for and tuned_for != get_trainer(model_type).model_type:
+        raise TrainingError(
+            f"the hyperparameters were tuned for {tuned_for}, not {model_type}; tune "
+            f"{model_type} or train {tuned_for}"
+        )
+    return {**(settings or {}), **tuned["best_params"]}
 
 
 def _thresholds(thresholds: Sequence[Mapping[str, Any]]) -> list[MetricThreshold]:
