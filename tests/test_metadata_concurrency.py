@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from kiln.metadata import (
+    SCHEMA_VERSION,
     Artifact,
     ArtifactState,
     EventType,
@@ -215,7 +216,7 @@ def _race_to_create(url: str, tmp_path: Path, round_: int, openers: int) -> None
     with MetadataStore(url) as store:
         assert sorted(a.uri for a in store.get_artifacts()) == [f"t/p{i}" for i in range(openers)]
         assert [t.name for t in store.get_types(TypeKind.ARTIFACT)] == ["Thing"]
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
     assert _count(url, "kiln_schema") == 1
 
 

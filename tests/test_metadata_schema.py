@@ -52,6 +52,9 @@ def seed(url: str) -> int:
     return a.id
 
 
+NEXT = SCHEMA_VERSION + 1  # the version a test migration brings a current database to
+
+
 def add_note_column(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE artifacts ADD COLUMN note TEXT"))
 
@@ -131,33 +134,33 @@ def test_a_migration_upgrades_a_v1_database_and_keeps_its_data(
         add_note_column(conn)
         conn.execute(sa.text("UPDATE artifacts SET note = 'migrated'"))
 
-    with MetadataStore(metadata_url, migrations={**MIGRATIONS, 2: v2}) as store:
-        assert store.schema_version == 2
+    with MetadataStore(metadata_url, migrations={**MIGRATIONS, NEXT: v2}) as store:
+        assert store.schema_version == NEXT
         got = store.get_artifact(artifact_id)
         assert (got.uri, got.state, got.properties) == ("d/1", ArtifactState.LIVE, {"rows": 7})
         [new] = store.put_artifacts([Artifact("Dataset", "d/2", properties={"rows": 1})])
     assert runs == [1]
-    assert version_rows(engine) == [2]
+    assert version_rows(engine) == [NEXT]
     assert "note" in columns(engine, "artifacts")
     with engine.connect() as conn:
         notes = {r[0]: r[1] for r in conn.execute(sa.text("SELECT id, note FROM artifacts"))}
     assert notes == {artifact_id: "migrated", new.id: None}
 
     # opening again runs nothing more
-    with MetadataStore(metadata_url, migrations={**MIGRATIONS, 2: v2}) as store:
+    with MetadataStore(metadata_url, migrations={**MIGRATIONS, NEXT: v2}) as store:
         assert store.get_artifact(artifact_id).properties == {"rows": 7}
     assert runs == [1]
-    # and this Kiln, which knows only version 1, now refuses the database
-    with pytest.raises(SchemaTooNewError, match="schema version 2"):
+    # and this Kiln, which knows only SCHEMA_VERSION, now refuses the database
+    with pytest.raises(SchemaTooNewError, match=f"schema version {NEXT}"):
         MetadataStore(metadata_url)
 
 
 def test_a_fresh_database_goes_through_every_migration(
     metadata_url: str, engine: sa.Engine
 ) -> None:
-    with MetadataStore(metadata_url, migrations={**MIGRATIONS, 2: add_note_column}) as store:
-        assert store.schema_version == 2
-    assert version_rows(engine) == [2]
+    with MetadataStore(metadata_url, migrations={**MIGRATIONS, NEXT: add_note_column}) as store:
+        assert store.schema_version == NEXT
+    assert version_rows(engine) == [NEXT]
     assert "note" in columns(engine, "artifacts")
 
 
@@ -169,13 +172,13 @@ def test_a_failed_migration_changes_nothing(metadata_url: str, engine: sa.Engine
         conn.execute(sa.text("UPDATE no_such_table SET x = 1"))
 
     with pytest.raises(MetadataError, match="no_such_table"):
-        MetadataStore(metadata_url, migrations={**MIGRATIONS, 2: broken})
+        MetadataStore(metadata_url, migrations={**MIGRATIONS, NEXT: broken})
     # the column added before the failure was rolled back with the rest
     assert version_rows(engine) == [SCHEMA_VERSION]
     assert "note" not in columns(engine, "artifacts")
-    with MetadataStore(metadata_url, migrations={**MIGRATIONS, 2: add_note_column}) as store:
+    with MetadataStore(metadata_url, migrations={**MIGRATIONS, NEXT: add_note_column}) as store:
         assert store.get_artifact(artifact_id).properties == {"rows": 7}
-    assert version_rows(engine) == [2]
+    assert version_rows(engine) == [NEXT]
 
 
 # -------------------------------------------------------------------------------------- locks

@@ -15,6 +15,11 @@
     │   └── SchemaError             a schema file that does not parse or says something impossible
     ├── TrainingError               a trainer's settings, data or state
     │   └── NotFittedError          a trainer or transform used before fit
+    ├── RegistryError               the model registry: a model, version, alias or models:/ URI
+    │   ├── ModelNotFoundError      no model, version or alias of that name (close names listed)
+    │   ├── ModelNameError          a malformed model name, alias, tag key or models:/ URI
+    │   ├── VersionInUseError       deleting a version that an alias points at
+    │   └── RollbackError           rolling back an alias that has no previous holder
     ├── PipelineError               building a pipeline (before anything runs)
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
@@ -34,17 +39,22 @@ __all__ = [
     "KilnError",
     "MetadataError",
     "MetadataLockedError",
+    "ModelNameError",
+    "ModelNotFoundError",
     "NotFittedError",
     "NotFoundError",
     "ParameterError",
     "PipelineDefinitionError",
     "PipelineError",
     "PipelineFileError",
+    "RegistryError",
+    "RollbackError",
     "RunFailedError",
     "SchemaError",
     "SchemaTooNewError",
     "TrainingError",
     "UnsafePathError",
+    "VersionInUseError",
     "WorkspaceError",
 ]
 
@@ -101,6 +111,26 @@ class TrainingError(KilnError):
 
 class NotFittedError(TrainingError):
     """A trainer or transform was used before ``fit``."""
+
+
+class RegistryError(KilnError):
+    """The model registry refused an operation; the message names the model, version or alias."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No registered model, version or alias of that name; the message lists the close ones."""
+
+
+class ModelNameError(RegistryError):
+    """A model name, alias, tag key or ``models:/`` URI that is not well formed."""
+
+
+class VersionInUseError(RegistryError):
+    """A model version that an alias points at cannot be deleted; move the alias first."""
+
+
+class RollbackError(RegistryError):
+    """An alias has no previous holder to roll back to."""
 
 
 class PipelineError(KilnError):

@@ -158,6 +158,96 @@ associations = sa.Table(
     ),
 )
 
+# ---------------------------------------------------------------- the model registry (version 2)
+# Named models, their numbered versions, aliases (with every move in alias_events) and tags.
+# ``registry_models.last_version`` is the per-name counter: a registration increments it in the
+# same write transaction that inserts the version, so two processes registering one name at once
+# get distinct numbers, and a deleted version's number is never handed out again.
+
+registry_models = sa.Table(
+    "registry_models",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("last_version", sa.Integer, nullable=False, default=0),
+    sa.Column("create_time_ms", sa.BigInteger, nullable=False),
+    sa.Column("update_time_ms", sa.BigInteger, nullable=False),
+)
+
+registry_versions = sa.Table(
+    "registry_versions",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("registry_models.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    # the Model artifact; artifacts are never deleted as rows (their state says DELETED)
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False, index=True),
+    # the ModelVersion artifact the registration wrote (what `kiln lineage` starts from)
+    sa.Column(
+        "lineage_artifact_id", sa.Integer, sa.ForeignKey("artifacts.id", ondelete="SET NULL")
+    ),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.Text, nullable=False, default="{}"),  # JSON: run, evaluation, data...
+    sa.Column("actor", sa.String(255), nullable=False, default=""),
+    sa.Column("create_time_ms", sa.BigInteger, nullable=False),
+    sa.Column("update_time_ms", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_registry_versions_model_version"),
+)
+
+registry_tags = sa.Table(
+    "registry_tags",
+    meta,
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("registry_models.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),  # 0: a tag of the model itself
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+registry_aliases = sa.Table(
+    "registry_aliases",
+    meta,
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("registry_models.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("update_time_ms", sa.BigInteger, nullable=False),
+)
+
+registry_alias_events = sa.Table(
+    "registry_alias_events",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("registry_models.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # set, rollback, remove
+    sa.Column("version", sa.Integer),  # None: removed
+    sa.Column("previous_version", sa.Integer),  # None: the alias was not set
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False, default=""),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Index("ix_registry_alias_events_model_alias", "model_id", "alias"),
+)
+
 PROPERTY_TABLES = {
     "artifact": artifact_properties,
     "execution": execution_properties,
@@ -165,14 +255,42 @@ PROPERTY_TABLES = {
 }
 
 
+# Version 1's tables, named: a later version's tables are created by its own migration.
+_V1_TABLES = [
+    types,
+    type_properties,
+    artifacts,
+    executions,
+    contexts,
+    artifact_properties,
+    execution_properties,
+    context_properties,
+    events,
+    attributions,
+    associations,
+]
+_V2_TABLES = [
+    registry_models,
+    registry_versions,
+    registry_tags,
+    registry_aliases,
+    registry_alias_events,
+]
+
+
 def _v1_create(conn: sa.Connection) -> None:
-    meta.create_all(conn, tables=[t for t in meta.sorted_tables if t is not schema_version])
+    meta.create_all(conn, tables=_V1_TABLES)
+
+
+def _v2_registry(conn: sa.Connection) -> None:
+    """The model registry's tables (an existing store gains them, empty, in place)."""
+    meta.create_all(conn, tables=_V2_TABLES)
 
 
 Migration = Callable[[sa.Connection], None]
 
 # version -> the step that brings a database from version - 1 to it
-MIGRATIONS: Mapping[int, Migration] = {1: _v1_create}
+MIGRATIONS: Mapping[int, Migration] = {1: _v1_create, 2: _v2_registry}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -187,4 +305,9 @@ class tables:
     attributions = attributions
     associations = associations
     properties = PROPERTY_TABLES
+    registry_models = registry_models
+    registry_versions = registry_versions
+    registry_tags = registry_tags
+    registry_aliases = registry_aliases
+    registry_alias_events = registry_alias_events
     meta = meta

@@ -14,7 +14,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -259,6 +259,16 @@ class MetadataStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[sa.Connection]:
+        """One transaction on the database, for a module that keeps its own tables in it (the
+        model registry's, created by this store's migrations).
+
+        ``write=True`` takes the write lock at the start on SQLite (``BEGIN IMMEDIATE``), so a
+        read-then-write inside it is atomic against other processes; on PostgreSQL lock the rows
+        to change with ``SELECT … FOR UPDATE``. Engine errors come out as :class:`MetadataError`.
+        """
+        return self._tx(write=write)
 
     # ------------------------------------------------------------------ helpers
 
