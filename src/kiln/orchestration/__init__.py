@@ -47,32 +47,49 @@ if TYPE_CHECKING:
         LocalRunner,
         Runner,
     )
+    from kiln.orchestration._triggers import (
+        FolderWatcher,
+        PipelineBusyError,
+        PipelineLock,
+        Ticker,
+        TriggerError,
+        parse_interval,
+    )
+    from kiln.orchestration._worker import StepContext, step_context
 
 __all__ = [
     "PIPELINE_CONTEXT",
     "RUN_CONTEXT",
     "CacheKey",
     "Component",
+    "FolderWatcher",
     "GarbageReport",
     "InputPath",
     "LocalRunner",
     "OutputRef",
     "Pipeline",
+    "PipelineBusyError",
+    "PipelineLock",
     "Plan",
     "RunResult",
     "RunSession",
     "Runner",
     "Step",
+    "StepContext",
     "StepEvent",
     "StepResult",
+    "Ticker",
+    "TriggerError",
     "code_parts",
     "collect_garbage",
     "component",
     "load_pipeline",
+    "parse_interval",
     "path_fingerprint",
     "pipeline",
     "resume_command",
     "run",
+    "step_context",
 ]
 
 _EXPORTS = {
@@ -98,7 +115,15 @@ _EXPORTS = {
     "RunSession": "kiln.orchestration._run",
     "StepEvent": "kiln.orchestration._run",
     "StepResult": "kiln.orchestration._run",
+    "StepContext": "kiln.orchestration._worker",
+    "step_context": "kiln.orchestration._worker",
     "LocalRunner": "kiln.orchestration._runner",
     "Runner": "kiln.orchestration._runner",
+    "FolderWatcher": "kiln.orchestration._triggers",
+    "PipelineBusyError": "kiln.orchestration._triggers",
+    "PipelineLock": "kiln.orchestration._triggers",
+    "Ticker": "kiln.orchestration._triggers",
+    "TriggerError": "kiln.orchestration._triggers",
+    "parse_interval": "kiln.orchestration._triggers",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

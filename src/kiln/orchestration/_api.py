@@ -38,12 +38,14 @@ def run(
     file: Path | None = None,
     command: str | None = None,
     raise_on_failure: bool = True,
+    trigger: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a pipeline (or a built plan) and record it; returns what each step did.
 
     ``workspace`` defaults to the one found from the current directory (created when missing).
     A failed step raises :class:`~kiln.errors.RunFailedError` unless ``raise_on_failure=False``;
     running again with the same parameters resumes: completed steps come from the cache.
+    ``trigger`` says why it ran (``{"kind": "schedule", ...}``); it is kept on the run's context.
     """
     plan = pipeline if isinstance(pipeline, Plan) else pipeline.build(**dict(params or {}))
     if isinstance(workspace, Workspace):
@@ -62,7 +64,13 @@ def run(
             file or fn_file or Path("PIPELINE.py"), plan.pipeline, plan.params, False
         )
     session = RunSession(
-        ws, plan, use_cache=use_cache, file=file, command=command, listener=listener
+        ws,
+        plan,
+        use_cache=use_cache,
+        file=file,
+        command=command,
+        listener=listener,
+        trigger=trigger,
     )
     try:
         (runner or LocalRunner()).run(plan, session)
