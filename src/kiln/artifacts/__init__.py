@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kiln.artifacts._data import Anomalies, Dataset, Schema, Statistics
-from kiln.artifacts._model import HyperParameters, Model, ModelEvaluation, TransformGraph
+from kiln.artifacts._model import (
+    HyperParameters,
+    InfraBlessing,
+    Model,
+    ModelEvaluation,
+    PushedModel,
+    TransformGraph,
+)
 from kiln.artifacts._store import ArtifactStore, check_uri, fingerprint
 from kiln.artifacts._types import (
     MANIFEST,
@@ -22,9 +29,11 @@ __all__ = [
     "ArtifactStore",
     "Dataset",
     "HyperParameters",
+    "InfraBlessing",
     "Metrics",
     "Model",
     "ModelEvaluation",
+    "PushedModel",
     "Report",
     "Schema",
     "Statistics",

@@ -31,7 +31,15 @@ from kiln.artifacts._types import Artifact
 from kiln.errors import ArtifactError
 from kiln.metadata import PropertyType, PropertyValue
 
-__all__ = ["HyperParameters", "Model", "ModelEvaluation", "TransformGraph", "headline_metrics"]
+__all__ = [
+    "HyperParameters",
+    "InfraBlessing",
+    "Model",
+    "ModelEvaluation",
+    "PushedModel",
+    "TransformGraph",
+    "headline_metrics",
+]
 
 
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,3 +243,49 @@ class HyperParameters(Artifact):
     def best_params(self) -> dict[str, Any]:
         """The tuned settings: what the Trainer puts over its own ``settings``."""
         return dict(self.read()["best_params"])
+
+
+class _Decision(Artifact):
+    """A JSON decision record (``decision.json``) with ``blessed``/``promoted`` and its reasons."""
+
+    flag: ClassVar[str] = "blessed"
+
+    def _write(self, folder: Path) -> dict[str, PropertyValue]:
+        value = self._value
+        if not isinstance(value, Mapping) or not isinstance(value.get(self.flag), bool):
+            raise ArtifactError(
+                f"{self.type_name} artifact needs a mapping with a boolean {self.flag!r}, got "
+                f"{type(value).__name__}"
+            )
+        (folder / "decision.json").write_text(_dump(dict(value), self.type_name))
+        return {k: value.get(k) for k in self.properties}
+
+    def _read(self, folder: Path) -> Any:
+        return json.loads((folder / "decision.json").read_text())
+
+
+class InfraBlessing(_Decision):
+    """The InfraValidator's verdict (TFX's InfraBlessing): the candidate loaded in a fresh
+    process, warmed up and predicted sample rows within the latency budget, or why not."""
+
+    properties: ClassVar[Mapping[str, PropertyType]] = {
+        "blessed": PropertyType.BOOL,
+        "load_ms": PropertyType.DOUBLE,
+        "p99_ms": PropertyType.DOUBLE,
+    }
+    description: ClassVar[str] = (
+        "Whether the model loads and serves sample rows in a fresh process."
+    )
+
+
+class PushedModel(_Decision):
+    """The Pusher's record: the registered version, and whether the alias moved to it and why."""
+
+    flag: ClassVar[str] = "promoted"
+    properties: ClassVar[Mapping[str, PropertyType]] = {
+        "promoted": PropertyType.BOOL,
+        "name": PropertyType.STRING,
+        "version": PropertyType.INT,
+        "uri": PropertyType.STRING,
+    }
+    description: ClassVar[str] = "A registered model version and the promotion decision."

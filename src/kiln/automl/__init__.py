@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         AutoMLResult,
         AutoMLWarning,
         Progress,
+        detect_task,
         fit,
         leaderboard_of,
     )
@@ -24,6 +25,7 @@ __all__ = [
     "AutoMLResult",
     "AutoMLWarning",
     "Progress",
+    "detect_task",
     "fit",
     "leaderboard_of",
 ]

@@ -50,6 +50,7 @@ __all__ = [
     "AutoMLResult",
     "AutoMLWarning",
     "Progress",
+    "detect_task",
     "fit",
     "leaderboard_of",
 ]
@@ -348,13 +349,7 @@ class _Search:
         distinct = len(pc.unique(column))
         numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
         if task == "auto":
-            if not numeric:
-                return "binary" if distinct == 2 else "multiclass"
-            if distinct == 2:
-                return "binary"
-            if pa.types.is_integer(t) and distinct <= 20:
-                return "multiclass"
-            return "regression"
+            return detect_task(column)
         if task == "regression" and not numeric:
             raise TrainingError(
                 f"automl: task='regression' needs a numeric target; {self.target!r} is {t}"
@@ -954,6 +949,22 @@ class _Search:
             ]
         )
         return pa.Table.from_pylist(rows, schema=schema)
+
+
+def detect_task(target: pa.ChunkedArray | pa.Array) -> Task:
+    """The task a target column asks for: text, booleans and two-valued columns classify
+    (``binary``, else ``multiclass``), integers with at most 20 distinct values are classes,
+    other numbers are a ``regression``. Nulls do not count as a value."""
+    t = target.type
+    distinct = len(pc.unique(target).drop_null())
+    numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    if not numeric:
+        return "binary" if distinct == 2 else "multiclass"
+    if distinct == 2:
+        return "binary"
+    if pa.types.is_integer(t) and distinct <= 20:
+        return "multiclass"
+    return "regression"
 
 
 def _preprocessing_key(model_type: str) -> str:

@@ -1,6 +1,7 @@
 """The standard components, on the spine: data (ExampleGen, StatisticsGen, SchemaGen,
-ImportSchema, ExampleValidator); training (Transform, Tuner, Trainer) and evaluation (Evaluator,
-EvaluatorWithBaseline); pushing comes with its issue."""
+ImportSchema, ExampleValidator); training (Transform, Tuner, Trainer, AutoML); evaluation
+(Evaluator, EvaluatorWithBaseline, ChampionEvaluator); deployment (InfraValidator, Pusher,
+BulkInferrer)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from kiln.components._data import (
     SchemaGen,
     StatisticsGen,
 )
+from kiln.components._deploy import (
+    AutoML,
+    BulkInferrer,
+    ChampionEvaluator,
+    InfraValidator,
+    Pusher,
+)
 from kiln.components._training import (
     Evaluator,
     EvaluatorWithBaseline,
@@ -22,13 +30,18 @@ from kiln.components._training import (
 from kiln.components._tune import Tuner
 
 __all__ = [
+    "AutoML",
+    "BulkInferrer",
+    "ChampionEvaluator",
     "DataValidationError",
     "Evaluator",
     "EvaluatorWithBaseline",
     "ExampleGen",
     "ExampleValidator",
     "ImportSchema",
+    "InfraValidator",
     "ModelNotBlessedError",
+    "Pusher",
     "SchemaGen",
     "StatisticsGen",
     "Trainer",

@@ -28,6 +28,7 @@ from kiln.orchestration import component
 
 if TYPE_CHECKING:
     from kiln.evaluate import MetricThreshold
+    from kiln.model import EvaluationResult
 
     OptionalHyperParameters: TypeAlias = HyperParameters | None
 else:
@@ -145,16 +146,17 @@ def _thresholds(thresholds: Sequence[Mapping[str, Any]]) -> list[MetricThreshold
     return parsed
 
 
-def _evaluate(
+def _evaluation_result(
     dataset: Dataset,
     model: Model,
-    baseline: Model | None,
+    baseline: Any,
     split: str,
     thresholds: list[dict[str, Any]],
     slice_by: list[str],
     importance: bool,
     fail_if_not_blessed: bool,
-) -> ModelEvaluation:
+) -> EvaluationResult:
+    """``baseline``: a loaded :class:`kiln.model.Model`, or None."""
     from kiln.model import evaluate_model
 
     checks = _thresholds(thresholds)  # bad thresholds fail before any work
@@ -162,7 +164,7 @@ def _evaluate(
         model.read(),
         dataset.split(split),
         slice_by=slice_by,
-        baseline=baseline.read() if baseline is not None else None,
+        baseline=baseline,
         thresholds=checks,
         importance=importance,
     )
@@ -173,6 +175,22 @@ def _evaluate(
             f"the model is not blessed on split {split!r}:\n{reasons}\n"
             "(leave fail_if_not_blessed off to record the decision and go on)"
         )
+    return result
+
+
+def _evaluate(
+    dataset: Dataset,
+    model: Model,
+    baseline: Any,
+    split: str,
+    thresholds: list[dict[str, Any]],
+    slice_by: list[str],
+    importance: bool,
+    fail_if_not_blessed: bool,
+) -> ModelEvaluation:
+    result = _evaluation_result(
+        dataset, model, baseline, split, thresholds, slice_by, importance, fail_if_not_blessed
+    )
     return ModelEvaluation({"split": split, **result.to_dict()})
 
 
@@ -223,7 +241,7 @@ def EvaluatorWithBaseline(
     return _evaluate(
         dataset,
         model,
-        baseline,
+        baseline.read(),
         split,
         thresholds or [],
         slice_by or [],

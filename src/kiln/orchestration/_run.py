@@ -15,7 +15,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +69,7 @@ _RUN_PROPERTIES = {
     "error": P.STRING,
     "host": P.STRING,
     "pid": P.INT,
+    "trigger": P.JSON,  # why it ran: {"kind": "manual" | "schedule" | "new_data", ...}
 }
 
 StepState = Literal["COMPLETE", "CACHED", "FAILED", "SKIPPED", "RUNNING"]
@@ -149,8 +150,10 @@ class RunSession:
         file: Path | None = None,
         command: str = "",
         listener: Callable[[StepEvent], None] | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> None:
         self.ws = workspace
+        self.trigger = dict(trigger or {})
         self.store = workspace.metadata
         self.artifacts = workspace.artifacts
         self.plan = plan
@@ -203,6 +206,7 @@ class RunSession:
                     "steps": [st.name for st in self.plan.steps],
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
+                    **({"trigger": self.trigger} if self.trigger else {}),
                 },
             )
         )
@@ -357,6 +361,12 @@ class RunSession:
             },
             "outputs": {n: str(p) for n, p in staged.items()},
             "log": str(log),
+            "context": {
+                "workspace": str(self.ws.root),
+                "run": self.run_id,
+                "step": step.name,
+                "execution": execution.id,
+            },
         }
         res = self.results[step.name]
         res.state, res.reason, res.execution_id, res.log = "RUNNING", reason, execution.id, str(log)

@@ -19,6 +19,8 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,27 @@ from kiln.artifacts import artifact_class, fingerprint
 from kiln.orchestration._component import Component
 from kiln.orchestration._loader import import_file
 
-__all__ = ["execute_task", "resolve_component", "serve"]
+__all__ = ["StepContext", "execute_task", "resolve_component", "serve", "step_context"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where the running step is: its workspace, run and execution. For the few components that
+    act on the workspace beyond their artifacts (the Pusher registers a model version)."""
+
+    workspace: Path
+    run: str
+    step: str
+    execution: int | None
+
+
+_CONTEXT: ContextVar[StepContext | None] = ContextVar("kiln_step_context", default=None)
+
+
+def step_context() -> StepContext | None:
+    """The running step's :class:`StepContext`; ``None`` outside a pipeline step."""
+    return _CONTEXT.get()
+
 
 _loaded: dict[str, float] = {}  # module name -> mtime of the file it was loaded from
 
@@ -76,7 +98,18 @@ def execute_task(task: dict[str, Any], comp: Component | None = None) -> dict[st
                 fingerprint=info.get("fingerprint"),
                 metadata=info.get("properties"),
             )
-        result = comp.fn(**kwargs)
+        where = task.get("context")
+        token = _CONTEXT.set(
+            StepContext(
+                Path(where["workspace"]), where["run"], where["step"], where.get("execution")
+            )
+            if where
+            else None
+        )
+        try:
+            result = comp.fn(**kwargs)
+        finally:
+            _CONTEXT.reset(token)
         outputs = comp.split_outputs(result)
         written: dict[str, Any] = {}
         for name, art in outputs.items():

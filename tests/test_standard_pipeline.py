@@ -1,0 +1,148 @@
+"""The standard pipeline end to end through `kiln train`: a first model is registered and promoted,
+a rerun on unchanged data is all cache hits, new data trains a challenger that is judged against
+production, data that fails validation stops the run with nothing registered; the YAML config."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+
+from conftest import assert_clean_error, kiln
+from kiln.registry import ModelRegistry
+from kiln.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _penguins() -> pa.Table:
+    src = importlib.resources.files("palmerpenguins") / "data/penguins.csv"
+    with src.open("rb") as f:
+        return pacsv.read_csv(
+            f, convert_options=pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    assert kiln("init", str(tmp_path)).returncode == 0
+    table = _penguins()
+    pacsv.write_csv(table.slice(0, 300), tmp_path / "penguins.csv")
+    return tmp_path
+
+
+def _train(project: Path, *args: str) -> tuple[int, str]:
+    proc = kiln("train", "penguins.csv", "--target", "species", *args, cwd=project, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_train_registers_promotes_and_caches(project: Path) -> None:
+    code, out = _train(project, "--model", "logistic", "--slice", "island")
+    assert code == 0, out
+    assert "no production model yet" in out
+    assert "data: no anomalies" in out
+    assert "registered models:/penguins/1" in out
+    assert "promoted" in out
+    assert "not promoted" not in out
+    registry = ModelRegistry(Workspace(project))
+    production = registry.alias("penguins", "production")
+    assert production is not None
+    assert production.version == 1
+    model = production.load()
+    assert model.predict(_penguins().slice(300, 5))["predicted_species"].to_pylist()
+
+    again, out2 = _train(project, "--model", "logistic", "--slice", "island")
+    assert again == 0, out2
+    assert out2.count("↺") == 9, out2  # every step came from the cache
+    assert "✓" not in out2
+    assert "registered models:/penguins/1" in out2
+    assert [v.version for v in registry.versions("penguins")] == [1]
+
+
+def test_new_data_trains_a_challenger_judged_against_production(project: Path) -> None:
+    assert _train(project, "--model", "logistic")[0] == 0
+    # new data: more rows, the same distribution; a boosted tree challenger
+    table = _penguins()
+    pacsv.write_csv(table, project / "penguins.csv")
+    code, out = _train(project, "--model", "boosted_tree")
+    assert code == 0, out
+    assert "against production (models:/penguins/1)" in out
+    assert "registered models:/penguins/2" in out
+    registry = ModelRegistry(Workspace(project))
+    production = registry.alias("penguins", "production")
+    assert production is not None
+    evaluation_said_promoted = "promoted:" in out and "not promoted" not in out
+    assert (production.version == 2) == evaluation_said_promoted
+    assert re.search(r"log_loss\s+\S+\s+\S+", out), out  # candidate and production side by side
+
+
+def test_data_failing_validation_stops_the_run(project: Path) -> None:
+    table = _penguins().slice(0, 300)
+    schema = project / "schema.yaml"
+    assert (
+        kiln("schema", "infer", "penguins.csv", "--out", str(schema), cwd=project).returncode == 0
+    )
+    # a curated schema that no longer admits one of the islands
+    text = schema.read_text()
+    assert "[Biscoe, Dream, Torgersen]" in text
+    schema.write_text(text.replace("[Biscoe, Dream, Torgersen]", "[Biscoe, Torgersen]"))
+    code, out = _train(project, "--model", "logistic", "--schema", str(schema))
+    assert code == 1, out
+    assert "failed validation" in out
+    assert "island" in out
+    assert ModelRegistry(Workspace(project)).models() == []
+    assert table.num_rows == 300
+
+
+def test_bad_input(project: Path) -> None:
+    assert_clean_error(
+        kiln("train", "nope.csv", "--target", "species", cwd=project), "nope.csv does not exist"
+    )
+    assert_clean_error(
+        kiln("train", "penguins.csv", "--target", "wingspan", cwd=project),
+        "'wingspan' is not a column",
+    )
+    assert_clean_error(
+        kiln("train", "penguins.csv", "--target", "species", "--model", "svm", cwd=project),
+        "--model must be one of",
+    )
+
+
+def test_yaml_config_runs_the_standard_pipeline(project: Path) -> None:
+    (project / "train.yaml").write_text(
+        "pipeline: standard\n"
+        "source: penguins.csv\n"
+        "target: species\n"
+        "name: from-yaml\n"
+        "model: logistic\n"
+    )
+    proc = kiln("run", "train.yaml", cwd=project, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = ModelRegistry(Workspace(project)).alias("from-yaml", "production")
+    assert version is not None
+    assert version.version == 1
+    (project / "bad.yaml").write_text(
+        "pipeline: standard\nsource: penguins.csv\ntarget: species\nmodel: svm\n"
+    )
+    assert_clean_error(kiln("run", "bad.yaml", cwd=project), "model must be one of")
+
+
+def test_automl_through_the_pipeline(project: Path) -> None:
+    code, out = _train(project, "--time-budget", "4")
+    assert code == 0, out
+    assert "AutoML leaderboard" in out
+    assert "infra: single-row latency p99" in out
+    assert "registered models:/penguins/1" in out
+    production = ModelRegistry(Workspace(project)).alias("penguins", "production")
+    assert production is not None
+    manifest = json.loads((production.path / "manifest.json").read_text())
+    assert manifest["metrics"]["automl"]["metric"] == "log_loss"
+    predicted = production.load().predict(_penguins().slice(300, 44))
+    truth = _penguins().slice(300, 44)["species"]
+    assert pc.mean(pc.equal(predicted["predicted_species"], truth)).as_py() > 0.9
