@@ -56,6 +56,18 @@ def test_train_registers_promotes_and_caches(project: Path) -> None:
     assert production.version == 1
     model = production.load()
     assert model.predict(_penguins().slice(300, 5))["predicted_species"].to_pylist()
+    # registry URIs work wherever a model folder does
+    evaluated = kiln("evaluate", "models:/penguins@production", "penguins.csv", cwd=project)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert "accuracy" in evaluated.stdout
+    compared = kiln(
+        "compare", "models:/penguins/1", "models:/penguins@production", "penguins.csv", cwd=project
+    )
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert_clean_error(
+        kiln("evaluate", "models:/penguin@production", "penguins.csv", cwd=project),
+        "did you mean 'penguins'",
+    )
 
     again, out2 = _train(project, "--model", "logistic", "--slice", "island")
     assert again == 0, out2

@@ -255,6 +255,8 @@ def test_schedule_runs_n_times_and_skips_ticks_while_a_run_is_going(ws: Path) ->
         assert t["skipped_ticks"] == after - before - 1
     assert all(t["every"] == "0.2s" for t in triggers)
     assert f"{sum(t['skipped_ticks'] for t in triggers)} tick(s) skipped" in out
+    listed = kiln("runs", cwd=ws).stdout
+    assert listed.count("every 0.2s (tick ") == 3, listed
 
 
 @pytest.mark.slow
@@ -432,6 +434,8 @@ def test_watcher_takes_partition_folders_one_run_each_for_a_str_parameter(
         ["date=2026-11-27"],
     ]
     assert all(t["pattern"] == "*.parquet" for t in triggers)
+    listed = kiln("runs", cwd=ws).stdout
+    assert "new data: date=2026-11-27" in listed, listed
 
 
 @pytest.mark.slow

@@ -24,6 +24,8 @@
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
     │   └── ParameterError          a --param that is unknown or does not parse as its type
+    ├── TriggerError                a bad --every interval, a missing watched folder, clashing flags
+    ├── PipelineBusyError           the pipeline runs elsewhere in this workspace (exit code 75)
     └── RunFailedError              a step raised; the run stopped (CLI exit code 1)
 
 Engine errors (SQLAlchemy, fsspec, the OS) are translated at the boundary with ``raise … from``
@@ -44,6 +46,7 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "ParameterError",
+    "PipelineBusyError",
     "PipelineDefinitionError",
     "PipelineError",
     "PipelineFileError",
@@ -53,6 +56,7 @@ __all__ = [
     "SchemaError",
     "SchemaTooNewError",
     "TrainingError",
+    "TriggerError",
     "UnsafePathError",
     "VersionInUseError",
     "WorkspaceError",
@@ -147,6 +151,16 @@ class PipelineDefinitionError(PipelineError):
 
 class ParameterError(PipelineError):
     """A pipeline parameter is unknown or its value does not parse as its declared type."""
+
+
+class TriggerError(KilnError):
+    """A bad interval, a watched folder that is missing, or options that do not go together."""
+
+
+class PipelineBusyError(KilnError):
+    """Another process is running this pipeline in this workspace (``--no-wait``)."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
 
 
 class RunFailedError(KilnError):

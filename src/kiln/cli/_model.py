@@ -34,10 +34,16 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
-def _load(path: Path) -> Model:
+def _load(path: Path | str) -> Model:
+    """A model folder, or a registry URI (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``)."""
     from kiln.errors import DataError
     from kiln.model import Model
 
+    if str(path).startswith("models:"):
+        from kiln.registry import load_model
+
+        return load_model(str(path))
+    path = Path(path)
     if not path.exists():
         raise DataError(f"model folder {path} does not exist; pass the folder Model.save wrote")
     if not path.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Literal
 
 from rich.console import Group, RenderableType
@@ -69,7 +70,7 @@ def runs_table(ws: Workspace, limit: int) -> RenderableType:
         runs = []
     if not runs:
         return "no runs yet: kiln run PIPELINE.py"
-    t = _table("run", "pipeline", "state", "started", "time", "steps")
+    t = _table("run", "pipeline", "state", "started", "time", "trigger", "steps")
     for r in runs:
         p = r.properties
         states = [x.state for x in store.get_executions(context_id=r.id)]
@@ -86,9 +87,24 @@ def runs_table(ws: Workspace, limit: int) -> RenderableType:
             _state(run_state(p)),
             _when(start),
             _secs(took),
+            escape(_trigger(p.get("trigger"))),
             counts,
         )
     return t
+
+
+def _trigger(trigger: object) -> str:
+    """Why a run ran, in a few words: manual, every 1h (tick 3), new data: a.csv, b.csv."""
+    if not isinstance(trigger, dict):
+        return "manual"  # runs recorded before triggers, and the Python API's
+    kind = trigger.get("kind")
+    if kind == "schedule":
+        return f"every {trigger.get('every', '?')} (tick {trigger.get('tick', '?')})"
+    if kind == "new_data":
+        names = [Path(str(p)).name for p in trigger.get("arrivals") or trigger.get("paths") or []]
+        shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        return f"new data: {shown}" if shown else "new data"
+    return str(kind or "manual")
 
 
 def run_detail(ws: Workspace, run_id: str) -> list[RenderableType]:
@@ -105,6 +121,7 @@ def run_detail(ws: Workspace, run_id: str) -> list[RenderableType]:
     head.add_row("[bold]pipeline[/]", str(p.get("pipeline", "")))
     head.add_row("[bold]state[/]", _state(run_state(p)))
     head.add_row("[bold]started[/]", _when(p.get("start_ms")))
+    head.add_row("[bold]trigger[/]", escape(_trigger(p.get("trigger"))))
     head.add_row("[bold]parameters[/]", escape(json.dumps(p.get("params", {}), sort_keys=True)))
     head.add_row("[bold]command[/]", escape(str(p.get("command", ""))))
     executions = {x.name: x for x in store.get_executions(context_id=run.id, newest_first=False)}

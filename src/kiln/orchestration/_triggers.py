@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kiln.errors import KilnError
+from kiln.errors import KilnError, PipelineBusyError, TriggerError
 from kiln.orchestration._pipeline import Pipeline
 from kiln.workspace import STATE_DIR, Workspace
 
@@ -70,16 +70,6 @@ NEW_DATA_PARAM = "new_data"
 NEW_DATA_ENV = "KILN_NEW_DATA"
 TRIGGER_ENV = "KILN_TRIGGER"
 STATE_VERSION = 1
-
-
-class TriggerError(KilnError):
-    """A bad interval, a watched folder that is missing, or options that do not go together."""
-
-
-class PipelineBusyError(KilnError):
-    """Another process is running this pipeline in this workspace (``--no-wait``)."""
-
-    exit_code = 75  # EX_TEMPFAIL: try again later
 
 
 # ---------------------------------------------------------------------------- intervals
