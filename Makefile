@@ -23,10 +23,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-demo
 
+# The main job on a real dataset shipped in a package: train (AutoML, the standard pipeline, the
+# registry), then predict held-out rows with the production model. A workspace of its own: demo/.
+DEMO := demo
 demo: $(VENV)/.installed-demo
-	$(BIN)/kiln run examples/hello_pipeline.py
-	$(BIN)/kiln runs --limit 5
-	$(BIN)/kiln artifacts --type Report --limit 1
+	$(BIN)/python examples/prepare_demo.py $(DEMO)
+	cd $(DEMO) && ../$(BIN)/kiln init . >/dev/null && \
+	  ../$(BIN)/kiln train penguins.csv --target species --time-budget 30 && \
+	  ../$(BIN)/kiln predict models:/penguins@production --input new_penguins.csv \
+	    --output predictions.csv --keep species --overwrite && \
+	  ../$(BIN)/kiln models
+	@echo "look: cd $(DEMO) && kiln models show penguins; kiln runs; kiln runs show RUN_ID;" \
+	  "$(DEMO)/predictions.csv; the evaluation report path printed above"
 
 check: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench examples tools
@@ -47,4 +55,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/data_validation.py
 
 clean:
-	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kiln $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -340,3 +340,15 @@ def test_mixed_csv_and_parquet_folder_needs_a_format(tmp_path: Path) -> None:
 def test_csv_dates_are_typed(tmp_path: Path) -> None:
     table = read_table(_write(tmp_path / "t.csv", b"d\n2024-01-02\n2024-03-04\n"))
     assert table.column("d").to_pylist() == [dt.date(2024, 1, 2), dt.date(2024, 3, 4)]
+
+
+def test_streaming_a_folder_whose_later_file_lacks_a_column_gives_nulls(tmp_path: Path) -> None:
+    """As read_table does: a column missing from one Parquet file of a folder is null there."""
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), tmp_path / "0.parquet")
+    pq.write_table(pa.table({"a": [3]}), tmp_path / "1.parquet")
+    expected = [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": None}]
+    assert pa.Table.from_batches(list(iter_batches(tmp_path))).to_pylist() == expected
+    both = iter_batches(tmp_path, columns=["b", "a"])
+    assert pa.Table.from_batches(list(both)).to_pylist() == [
+        {"b": r["b"], "a": r["a"]} for r in expected
+    ]

@@ -136,8 +136,66 @@ def run_cmd(
         int | None,
         typer.Option("--workers", min=0, help="Worker processes (default: one per core; 0: none)."),
     ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="INTERVAL",
+            help="Run now, then every INTERVAL (30s, 15m, 1h30m, 1d) from the first start; a tick "
+            "while the pipeline is still running is skipped.",
+        ),
+    ] = None,
+    on_new_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--on-new-data",
+            metavar="DIR",
+            help="Run when a new file or partition folder arrives in DIR; the pipeline's "
+            "new_data parameter (list[str]: a batch per run; str: a run per arrival) gets the "
+            "paths. What was taken is remembered in the workspace.",
+        ),
+    ] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern",
+            metavar="GLOB",
+            help="With --on-new-data: file names to take, e.g. '*.parquet' (default *).",
+        ),
+    ] = None,
+    settle: Annotated[
+        str | None,
+        typer.Option(
+            "--settle",
+            metavar="INTERVAL",
+            help="With --on-new-data: take a file once its size and mtime held still this long "
+            "(default 2s).",
+        ),
+    ] = None,
+    max_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-runs",
+            min=1,
+            metavar="N",
+            help="With --every or --on-new-data: stop after N runs.",
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Fail (exit 75) instead of waiting when the pipeline is already running in this "
+            "workspace.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a pipeline; completed steps with unchanged inputs come from the cache."""
+    """Run a pipeline; completed steps with unchanged inputs come from the cache.
+
+    Runs of one pipeline in one workspace never overlap: a run waits for the one going on (or
+    fails with --no-wait), a schedule skips the tick, a watcher tries again later. Ctrl-C stops a
+    schedule or a watcher with a summary.
+    """
     from kiln.cli._run import run_pipeline_file
 
     code = run_pipeline_file(
@@ -148,6 +206,12 @@ def run_cmd(
         explain=explain_cache,
         workers=workers,
         workspace=_workspace(),
+        every=every,
+        on_new_data=on_new_data,
+        pattern=pattern,
+        settle=settle,
+        max_runs=max_runs,
+        wait=not no_wait,
     )
     raise typer.Exit(code)
 
@@ -315,11 +379,15 @@ def validate(
 @app.command("evaluate")
 @_handles_errors
 def evaluate_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder (Model.save's).")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A model folder, or models:/NAME@ALIAS or models:/NAME/VERSION.")
+    ],
     data: Annotated[str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the label.")],
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="A model folder to compare with, on the same rows."),
+        typer.Option(
+            "--baseline", help="A model (folder or models:/ URI) to compare with, on the same rows."
+        ),
     ] = None,
     slice_by: Annotated[
         list[str] | None, typer.Option("--slice", help="Also per value of this column; repeatable.")
@@ -374,8 +442,8 @@ def evaluate_cmd(
 @app.command()
 @_handles_errors
 def compare(
-    model_a: Annotated[Path, typer.Argument(help="Model folder A.")],
-    model_b: Annotated[Path, typer.Argument(help="Model folder B.")],
+    model_a: Annotated[Path, typer.Argument(help="Model A: a folder or a models:/ URI.")],
+    model_b: Annotated[Path, typer.Argument(help="Model B: a folder or a models:/ URI.")],
     data: Annotated[str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the label.")],
     rows: Annotated[int, typer.Option("--rows", min=0, help="Rows to show side by side.")] = 10,
     out: Annotated[Path | None, typer.Option("--out", help="Write the comparison JSON.")] = None,
@@ -384,6 +452,58 @@ def compare(
     from kiln.cli._model import compare as run_compare
 
     run_compare(model_a, model_b, data, rows=rows, out=out, console=_console())
+
+
+@app.command("predict")
+@_handles_errors
+def predict_cmd(
+    model_uri: Annotated[
+        str,
+        typer.Argument(
+            help="A model folder, or a registry URI: models:/NAME@ALIAS or models:/NAME/VERSION."
+        ),
+    ],
+    data: Annotated[
+        str,
+        typer.Option("--input", help="Parquet, CSV, JSON Lines or Arrow: a file, folder or glob."),
+    ],
+    output: Annotated[Path, typer.Option("--output", help="The file to write (atomically).")],
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="parquet, csv or jsonl (default: from --output's extension). CSV cannot hold "
+            "lists: class probabilities are written there as JSON text.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows per batch (memory stays flat).")
+    ] = 65_536,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep", help="An input column to copy ahead of the predictions; repeatable."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --output if it exists.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Predict every row of --input with a model; stream the predictions to --output."""
+    from kiln.cli._predict import predict
+
+    predict(
+        model_uri,
+        data,
+        output,
+        output_format=output_format,
+        batch_size=batch_size,
+        keep=keep or [],
+        overwrite=overwrite,
+        quiet=quiet,
+        console=_console(),
+    )
 
 
 @app.command("automl")
@@ -429,6 +549,81 @@ def automl_cmd(
         seed=seed,
         console=_console(),
     )
+
+
+@app.command("train")
+@_handles_errors
+def train_cmd(
+    data: Annotated[
+        str, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow, with the target.")
+    ],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Registry name (default: the data file's stem).")
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="auto (AutoML), linear, logistic, kmeans, boosted_tree, random_forest or dnn.",
+        ),
+    ] = "auto",
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="AutoML's search time, seconds.")
+    ] = 60.0,
+    schema: Annotated[
+        Path | None,
+        typer.Option("--schema", help="A curated schema YAML (default: inferred from the data)."),
+    ] = None,
+    slice_by: Annotated[
+        list[str] | None,
+        typer.Option("--slice", help="Evaluate per value of this column too; repeatable."),
+    ] = None,
+) -> None:
+    """Train, evaluate against production, validate and register a model: the standard pipeline.
+
+    Exit 0: a model version was registered (promoted or not); 1: the data failed validation or a
+    step failed; 2: a mistake in the command or its inputs.
+    """
+    from kiln.cli._train import train
+
+    code = train(
+        data,
+        target=target,
+        name=name,
+        model=model,
+        time_budget=time_budget,
+        schema=schema,
+        slice_by=slice_by or [],
+        workspace=_workspace(),
+        console=_console(),
+        err=_console(stderr=True),
+    )
+    raise typer.Exit(code)
+
+
+# The registry's sub-app uses the helpers above (_handles_errors, _console, _workspace).
+from kiln.cli._models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+
+
+@app.command("export")
+@_handles_errors
+def export_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder (Model.save's).")],
+    out: Annotated[Path, typer.Option("--out", help="The file to write, e.g. model.onnx.")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="onnx (the only format for now).")
+    ] = "onnx",
+    opset: Annotated[
+        int | None, typer.Option("--opset", help="ONNX opset to write (default 21).")
+    ] = None,
+) -> None:
+    """Export a model's whole prediction path (transform and estimator) to one ONNX file."""
+    from kiln.cli._export import export
+
+    export(model_dir, output_format=output_format, out=out, opset=opset, console=_console())
 
 
 def main() -> None:

@@ -654,8 +654,19 @@ def _parquet_batches(
         with pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) as pf:
             for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
                 if wanted is None and batch.schema != schema:
-                    batch = pa.Table.from_batches([batch]).cast(schema).combine_chunks()
-                    yield from batch.to_batches()
+                    # a file without some of the folder's columns: null there (as read_table)
+                    table = pa.Table.from_batches([batch])
+                    table = pa.table(
+                        {
+                            f.name: table[f.name]
+                            if f.name in table.column_names
+                            else pa.nulls(table.num_rows, f.type)
+                            for f in schema
+                        }
+                    ).cast(schema)
+                    if columns is not None:
+                        table = table.select(list(columns))
+                    yield from table.combine_chunks().to_batches()
                 else:
                     yield batch
 
