@@ -71,23 +71,6 @@ def test_multiclass_search_gives_a_model_and_a_leaderboard(
     assert manifest["metrics"]["automl"]["metric"] == "log_loss"
 
 
-def test_an_ensemble_predicts_the_weighted_mean_of_its_members(
-    penguins: pa.Table, species: Any
-) -> None:
-    model = species.model
-    if not isinstance(model.trainer, EnsembleClassifier):
-        pytest.skip("this search kept a single model")  # the search below forces one
-    assert isinstance(model.transform, StackedTransform)
-    X = model.transform.transform(penguins).X
-    total = np.zeros((penguins.num_rows, 3))
-    weights = 0.0
-    for trainer, member in zip(model.trainer.members_, model.trainer.members, strict=True):
-        start, stop = member["columns"]
-        total += member["weight"] * trainer.predict_proba(X[:, start:stop])
-        weights += member["weight"]
-    np.testing.assert_allclose(model.trainer.predict_proba(X), total / weights)
-
-
 def test_hand_built_ensembles_fit_save_and_check_their_members(
     penguins: pa.Table, tmp_path: Path
 ) -> None:

@@ -61,8 +61,14 @@ Task = Literal["binary", "multiclass", "regression"]
 CV_MAX_ROWS = 5_000
 """Up to this many training rows, candidates are scored by 5-fold cross-validation."""
 MAX_CLASSES = 200
-MAX_ROUNDS = 2_000
-"""Boosting rounds a candidate may grow before early stopping (50 rounds without progress)."""
+MAX_ROUNDS = 1_000
+"""Boosting rounds a candidate may grow before early stopping (50 rounds without progress): with
+the learning rate at least :data:`MIN_LEARN_RATE`, more rounds cost prediction time for little."""
+MIN_LEARN_RATE = 0.02
+MAX_MEMBERS = 3
+"""An ensemble has at most this many distinct members: each one is paid for at every prediction."""
+ENSEMBLE_TOLERANCE = 1e-4
+"""A bigger ensemble is kept only when it validates better by this share of the score."""
 LINEAR_MAX_CELLS = 20_000_000
 """Linear models and DNNs train on at most this many rows x features (a sample of the rows)."""
 LINEAR_GD_FEATURES = 256
@@ -463,6 +469,9 @@ class _Search:
             if width > LINEAR_GD_FEATURES:  # X'X would cost rows x width^2: descend instead
                 linear.update(optimize_strategy="BATCH_GRADIENT_DESCENT", max_iterations=30)
             yield "linear", linear
+            if self.n * width <= LINEAR_MAX_CELLS // 10:  # small data: regularisation matters
+                for l2 in (0.01, 10.0):
+                    yield "linear", {**linear, "l2_reg": l2}
         if "random_forest" not in self.exclude:
             yield (
                 "random_forest",
@@ -523,7 +532,7 @@ class _Search:
             "seed": self.seed,
             "max_iterations": MAX_ROUNDS,
             "early_stop_rounds": 50,
-            "learn_rate": trial.suggest_float("learn_rate", 0.01, 0.3, log=True),
+            "learn_rate": trial.suggest_float("learn_rate", MIN_LEARN_RATE, 0.3, log=True),
             "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
             "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 2, 128, log=True),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
@@ -735,7 +744,7 @@ class _Search:
             direction="maximize" if self.higher else "minimize", sampler=sampler
         )
         dists = {
-            "learn_rate": optuna.distributions.FloatDistribution(0.01, 0.3, log=True),
+            "learn_rate": optuna.distributions.FloatDistribution(MIN_LEARN_RATE, 0.3, log=True),
             "num_leaves": optuna.distributions.IntDistribution(4, 256, log=True),
             "min_data_in_leaf": optuna.distributions.IntDistribution(2, 128, log=True),
             "colsample_bytree": optuna.distributions.FloatDistribution(0.4, 1.0),
@@ -778,7 +787,10 @@ class _Search:
     # -- ensemble and final model -----------------------------------------------------------------
 
     def _ensemble(self) -> dict[int, float]:
-        """Candidate id -> weight: greedy selection with replacement over the best ten."""
+        """Candidate id -> weight: greedy selection with replacement over the best ten, at most
+        :data:`MAX_MEMBERS` distinct members, a step kept only when it validates better by
+        :data:`ENSEMBLE_TOLERANCE` (of the score) than the best so far: prediction cost grows
+        with every member, and tiny validation gains do not survive to the test set."""
         ok = [c for c in self.candidates if c.status == "ok" and c.prediction is not None]
         ok.sort(key=lambda c: c.score, reverse=self.higher)
         pool = ok[:10]
@@ -791,6 +803,8 @@ class _Search:
             round_best: tuple[float, _Candidate, Array] | None = None
             for cand in pool:
                 assert cand.prediction is not None
+                if cand.id not in counts and len(counts) >= MAX_MEMBERS:
+                    continue
                 trial = (
                     cand.prediction
                     if total is None
@@ -802,7 +816,8 @@ class _Search:
             assert round_best is not None
             score, cand, total = round_best
             counts[cand.id] = counts.get(cand.id, 0) + 1
-            if self._better(score, best_score):
+            margin = ENSEMBLE_TOLERANCE * max(abs(best_score), 1e-12)
+            if self._better(score, best_score + (margin if self.higher else -margin)):
                 best_score = score
                 chosen = dict(counts)
         return {i: float(n) for i, n in chosen.items()}
