@@ -4,9 +4,14 @@ production, data that fails validation stops the run with nothing registered; th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from conftest import assert_clean_error, kiln
+from conftest import KILN, assert_clean_error, kiln
 from kiln.registry import ModelRegistry
 from kiln.workspace import Workspace
 
@@ -158,3 +163,83 @@ def test_automl_through_the_pipeline(project: Path) -> None:
     predicted = production.load().predict(_penguins().slice(300, 44))
     truth = _penguins().slice(300, 44)["species"]
     assert pc.mean(pc.equal(predicted["predicted_species"], truth)).as_py() > 0.9
+
+
+def _wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in log.read_text(errors="replace"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_kill_9_during_training_then_rerun_resumes_with_the_registry_unchanged(
+    project: Path,
+) -> None:
+    log = project / "train.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [KILN, "train", "penguins.csv", "--target", "species", "--time-budget", "30"],
+            cwd=project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        try:
+            # ExampleValidator done: AutoML is the step running now
+            assert _wait_for_line(log, "ExampleValidator", proc, timeout=120), log.read_text()
+            time.sleep(2.0)
+            assert proc.poll() is None, log.read_text()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers
+            proc.wait(timeout=30)
+    assert ModelRegistry(Workspace(project)).models() == []
+    code, out = _train(project, "--time-budget", "3")
+    assert code == 0, out
+    for step in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+        assert re.search(rf"↺ {step}\s+cached", out), out  # resumed from the cache
+    assert "registered models:/penguins/1" in out
+    assert [v.version for v in ModelRegistry(Workspace(project)).versions("penguins")] == [1]
+
+
+def test_two_trains_of_one_name_at_once_register_distinct_versions(project: Path) -> None:
+    """Two people train `penguins` at the same moment on different data: two versions, numbered
+    without a clash, and the production alias moved once per blessing."""
+    table = _penguins()
+    pacsv.write_csv(table.slice(0, 280), project / "a.csv")
+    pacsv.write_csv(table.slice(40, 280), project / "b.csv")
+    procs = [
+        subprocess.Popen(
+            [
+                KILN,
+                "train",
+                data,
+                "--target",
+                "species",
+                "--model",
+                "logistic",
+                "--name",
+                "penguins",
+            ],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for data in ("a.csv", "b.csv")
+    ]
+    outs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    registry = ModelRegistry(Workspace(project))
+    assert sorted(v.version for v in registry.versions("penguins")) == [1, 2], outs
+    registered = sorted(re.findall(r"registered models:/penguins/(\d)", "".join(outs)))
+    assert registered == ["1", "2"]
+    promoted = sum("promoted:" in o and "not promoted" not in o for o in outs)
+    assert promoted >= 1  # the first to finish had no champion to beat
+    moves = [e for e in registry.alias_history("penguins", "production") if e.action == "set"]
+    assert len(moves) == promoted  # the alias moved once per blessing
+    holder = registry.alias("penguins", "production")
+    assert holder is not None
+    assert holder.version == moves[-1].version
