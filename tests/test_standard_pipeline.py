@@ -243,3 +243,21 @@ def test_two_trains_of_one_name_at_once_register_distinct_versions(project: Path
     holder = registry.alias("penguins", "production")
     assert holder is not None
     assert holder.version == moves[-1].version
+
+
+def test_kmeans_through_the_pipeline_is_judged_on_its_own_metric(project: Path) -> None:
+    assert _train(project, "--model", "kmeans", "--name", "clusters")[0] == 0
+    pacsv.write_csv(_penguins().slice(20, 300), project / "more.csv")
+    proc = kiln(
+        "train", "more.csv", "--target", "species", "--model", "kmeans", "--name", "clusters",
+        cwd=project, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "against production (models:/clusters/1)" in out
+    blessing = out.split("blessing", 1)[1]
+    assert "davies_bouldin_index" in blessing  # judged on a clustering metric, not log_loss
+    assert "log_loss" not in blessing
+    holder = ModelRegistry(Workspace(project)).alias("clusters", "production")
+    assert holder is not None
+    assert holder.load().task == "clustering"

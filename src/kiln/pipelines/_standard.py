@@ -59,11 +59,13 @@ def _model_type(model: str, task: str) -> str:
 
 def default_thresholds(task: str) -> list[dict[str, Any]]:
     """Promote a challenger only when it beats the champion on the task's main metric (ROC AUC,
-    log loss, mean squared error) on the eval split; a first model has no champion to beat."""
+    log loss, mean squared error; the Davies-Bouldin index for ``clustering``) on the eval split;
+    a first model has no champion to beat."""
     metric, higher = {
         "binary": ("roc_auc", True),
         "multiclass": ("log_loss", False),
         "regression": ("mean_squared_error", False),
+        "clustering": ("davies_bouldin_index", False),
     }.get(task, ("", True))
     if not metric:
         return []
@@ -159,7 +161,11 @@ def standard(
         model_name=name,
         alias=alias,
         champion=champion,
-        thresholds=default_thresholds(task) if thresholds is None else thresholds,
+        thresholds=(
+            default_thresholds("clustering" if model == "kmeans" else task)
+            if thresholds is None
+            else thresholds
+        ),
         slice_by=slice_by or [],
     )
     infra = InfraValidator(trained.output, examples.output, latency_budget_ms=latency_budget_ms)
