@@ -17,7 +17,7 @@ from rich.table import Table as RichTable
 if TYPE_CHECKING:
     from kiln.data import Anomaly, DatasetStatistics, Statistics
 
-__all__ = ["describe", "drift_scores", "infer", "load_statistics", "validate"]
+__all__ = ["describe", "infer", "load_statistics", "validate"]
 
 
 def _is_statistics_file(path: Path) -> bool:
@@ -41,22 +41,6 @@ def load_statistics(source: str) -> Statistics:
     return Statistics([stats.dataset()])
 
 
-def drift_scores(current: DatasetStatistics, baseline: DatasetStatistics) -> dict[str, float]:
-    """Per feature: L-infinity distance (categorical) or Jensen-Shannon divergence (numeric)."""
-    from kiln.data import jensen_shannon_divergence, linf_distance
-
-    scores: dict[str, float] = {}
-    for feature in current.features:
-        other = baseline.feature(feature.name)
-        if other is None:
-            continue
-        if feature.string is not None and other.string is not None:
-            scores[feature.name] = linf_distance(feature, other)
-        elif feature.numeric is not None and other.numeric is not None:
-            scores[feature.name] = jensen_shannon_divergence(feature, other)
-    return scores
-
-
 def _fmt(value: float | None) -> str:
     if value is None:
         return ""
@@ -71,6 +55,8 @@ def describe(
     stats = load_statistics(data)
     other = load_statistics(compare) if compare else None
     current = stats.dataset()
+    from kiln.data import drift_scores
+
     drift = drift_scores(current, other.dataset()) if other else None
     if out:
         stats.write(out)

@@ -101,7 +101,7 @@ def _fmt(value: Any) -> str:
 
 
 def _report(result: Any, ws: Workspace, console: Console, err: Console) -> int:
-    from kiln.artifacts import Anomalies, InfraBlessing, ModelEvaluation, PushedModel
+    from kiln.artifacts import Anomalies, InfraBlessing, Metrics, ModelEvaluation, PushedModel
 
     steps = result.steps
     failed = result.failed_step
@@ -124,6 +124,19 @@ def _report(result: Any, ws: Workspace, console: Console, err: Console) -> int:
     console.print(
         "data: no anomalies" if not anomalies else f"data: {len(anomalies)} anomalies (recorded)"
     )
+    drift = artifact("DriftCheck", Metrics)
+    if drift["baseline"]:
+        scores = drift["scores"]
+        worst = max(scores, key=scores.get, default=None)
+        console.print(
+            f"drift against {escape(drift['baseline'])}'s data: "
+            + (f"largest {scores[worst]:.3f} ({escape(worst)}); " if worst else "")
+            + (
+                f"over {drift['threshold']:g}: {escape(', '.join(drift['drifted']))}"
+                if drift["drifted"]
+                else f"none over {drift['threshold']:g}"
+            )
+        )
     trained = next(s for s in ("AutoML", "Trainer") if s in steps)
     manifest = json.loads(
         (ws.artifacts.path_of(result.output(trained).uri) / "manifest.json").read_text()

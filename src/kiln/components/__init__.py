@@ -1,7 +1,7 @@
 """The standard components, on the spine: data (ExampleGen, StatisticsGen, SchemaGen,
-ImportSchema, ExampleValidator); training (Transform, Tuner, Trainer, AutoML); evaluation
-(Evaluator, EvaluatorWithBaseline, ChampionEvaluator); deployment (InfraValidator, Pusher,
-BulkInferrer)."""
+ImportSchema, ExampleValidator, DriftCheck); training (Transform, Tuner, Trainer, AutoML);
+evaluation (Evaluator, EvaluatorWithBaseline, ChampionEvaluator); deployment (InfraValidator,
+Pusher, BulkInferrer)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from kiln.components._deploy import (
     AutoML,
     BulkInferrer,
     ChampionEvaluator,
+    DriftCheck,
     InfraValidator,
     Pusher,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "BulkInferrer",
     "ChampionEvaluator",
     "DataValidationError",
+    "DriftCheck",
     "Evaluator",
     "EvaluatorWithBaseline",
     "ExampleGen",

@@ -1,11 +1,13 @@
-"""The components from a trained model to a registered one, TFX's names and roles: AutoML (a
-Trainer that searches), ChampionEvaluator (the Evaluator against the current production model),
-InfraValidator, Pusher and BulkInferrer.
+"""The components from new data to a registered model, TFX's names and roles: DriftCheck, AutoML
+(a Trainer that searches), ChampionEvaluator (the Evaluator against the current production
+model), InfraValidator, Pusher and BulkInferrer.
 
+- ``DriftCheck`` records how far the new data drifted from the data the production model was
+  trained on (TFDV's distances), without stopping the run.
 - ``AutoML`` runs :func:`kiln.automl.fit` on the train split and emits an ordinary ``Model``.
-- ``ChampionEvaluator`` evaluates the candidate and, when a champion model folder is given (the
-  standard pipeline resolves the holder of the ``production`` alias when it is built), the
-  champion on the same rows, so that change thresholds ("no worse than production") apply.
+- ``ChampionEvaluator`` evaluates the candidate and the champion (the version holding the alias,
+  looked up when the step runs) on the same rows, so that change thresholds ("no worse than
+  production") apply, and writes the evaluation's HTML report.
 - ``InfraValidator`` loads the candidate in a fresh Python process, warms it up and predicts
   sample rows one at a time and as a batch; it blesses the model when that works and the 99th
   percentile of the single-row latency is within the budget (TFX's InfraValidator, without a
@@ -29,21 +31,24 @@ from typing import Any, NamedTuple
 from kiln.artifacts import (
     Dataset,
     InfraBlessing,
+    Metrics,
     Model,
     ModelEvaluation,
     PushedModel,
     Report,
+    Statistics,
     Table,
 )
 from kiln.components._training import _evaluation_result
-from kiln.errors import PipelineError, TrainingError
-from kiln.orchestration import component, step_context
+from kiln.errors import NotFoundError, PipelineError, TrainingError
+from kiln.orchestration import StepContext, component, step_context
 
 __all__ = [
     "AutoML",
     "BulkInferrer",
     "ChampionEvaluation",
     "ChampionEvaluator",
+    "DriftCheck",
     "InfraValidator",
     "Pusher",
 ]
@@ -160,6 +165,70 @@ def ChampionEvaluator(
         ModelEvaluation({"split": split, "champion": label or None, **result.to_dict()}),
         Report(evaluation_html(result, title=title)),
     )
+
+
+@component(name="DriftCheck")
+def DriftCheck(
+    statistics: Statistics,
+    model_name: str,
+    alias: str = "production",
+    split: str = "train",
+    threshold: float = 0.1,
+) -> Metrics:
+    """Drift of ``split``'s statistics against those the model holding ``alias`` was trained on
+    (found through the registry and its run): per feature the L-infinity distance of value
+    frequencies (strings) or the Jensen-Shannon divergence of histograms (numbers), as TFDV
+    measures them. Recorded, never stopping the run; features above ``threshold`` are listed
+    as ``drifted``. Looked up when the step runs, like the ChampionEvaluator's champion."""
+    from kiln.data import drift_scores
+
+    where = step_context()
+    baseline = _champion_statistics(model_name, alias, where) if where is not None else None
+    if baseline is None:
+        print("drift: no production model (or its statistics) to compare with")
+        return Metrics({"baseline": None, "split": split, "scores": {}, "drifted": []})
+    uri, stats = baseline
+    scores = drift_scores(statistics.read().dataset(split), stats.dataset(split))
+    drifted = sorted((f for f, v in scores.items() if v > threshold), key=lambda f: -scores[f])
+    worst = max(scores.items(), key=lambda kv: kv[1], default=None)
+    print(
+        f"drift against {uri}'s data: "
+        + (f"largest {worst[1]:.3f} ({worst[0]}); " if worst else "")
+        + (f"over {threshold:g}: {', '.join(drifted)}" if drifted else f"none over {threshold:g}")
+    )
+    return Metrics(
+        {
+            "baseline": uri,
+            "split": split,
+            "threshold": threshold,
+            "scores": scores,
+            "drifted": drifted,
+        }
+    )
+
+
+def _champion_statistics(model_name: str, alias: str, where: StepContext) -> Any:
+    """(the version's URI, the Statistics of the run that trained it), or None."""
+    from kiln.orchestration import RUN_CONTEXT
+    from kiln.registry import ModelRegistry
+    from kiln.workspace import Workspace
+
+    ws = Workspace(where.workspace)
+    holder = ModelRegistry(ws).alias(model_name, alias)
+    run = holder.source.get("run") if holder is not None else None
+    if holder is None or not isinstance(run, str):
+        return None
+    try:
+        context = ws.metadata.get_context(RUN_CONTEXT, run)
+    except NotFoundError:
+        return None
+    assert context.id is not None
+    for execution in ws.metadata.get_executions(context_id=context.id, type_name="StatisticsGen"):
+        assert execution.id is not None
+        for art in ws.metadata.get_outputs(execution.id).get("output", []):
+            path = ws.artifacts.path_of(art.uri)
+            return holder.uri, Statistics.stored(path, id=art.id, uri=art.uri).read()
+    return None
 
 
 @component(name="InfraValidator")

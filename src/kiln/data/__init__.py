@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     )
     from kiln.data._validate import (
         Anomaly,
+        drift_scores,
         jensen_shannon_divergence,
         linf_distance,
         validate_statistics,
@@ -73,6 +74,7 @@ __all__ = [
     "TopValue",
     "ValueCount",
     "ValuesPerRow",
+    "drift_scores",
     "generate_split_statistics",
     "generate_statistics",
     "infer_schema",
@@ -107,6 +109,7 @@ _EXPORTS["write_schema"] = "kiln.data._schema"
 _EXPORTS["Anomaly"] = "kiln.data._validate"
 _EXPORTS["jensen_shannon_divergence"] = "kiln.data._validate"
 _EXPORTS["linf_distance"] = "kiln.data._validate"
+_EXPORTS["drift_scores"] = "kiln.data._validate"
 _EXPORTS["validate_statistics"] = "kiln.data._validate"
 _EXPORTS["DEFAULT_NULL_VALUES"] = "kiln.data._ingest"
 _EXPORTS["FORMATS"] = "kiln.data._ingest"

@@ -107,6 +107,22 @@ def _linf(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[str, float]:
     return best
 
 
+def drift_scores(current: DatasetStatistics, baseline: DatasetStatistics) -> dict[str, float]:
+    """Per feature in both: the L-infinity distance of the value frequencies (strings), or the
+    Jensen-Shannon divergence of the histograms (numbers), as TFDV's drift comparators measure
+    them, without needing comparators in a schema."""
+    scores: dict[str, float] = {}
+    for feature in current.features:
+        other = baseline.feature(feature.name)
+        if other is None:
+            continue
+        if feature.string is not None and other.string is not None:
+            scores[feature.name] = linf_distance(feature, other)
+        elif feature.numeric is not None and other.numeric is not None:
+            scores[feature.name] = jensen_shannon_divergence(feature, other)
+    return scores
+
+
 def jensen_shannon_divergence(
     current: FeatureStatistics | Sequence[Bucket],
     baseline: FeatureStatistics | Sequence[Bucket],

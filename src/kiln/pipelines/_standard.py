@@ -2,7 +2,8 @@
 gets deployed, and a new model replaces the current one only when it is validated against it)::
 
     ExampleGen ─► StatisticsGen ─► SchemaGen | ImportSchema ─► ExampleValidator
-        │                                                          │ (anomalies stop the run)
+        │              └─► DriftCheck (vs production's data;       │ (anomalies stop the run)
+        │                   recorded, never stopping)              │
         ├──────────────► AutoML | Transform ─► Trainer ◄────────────┘
         │                          │
         ├──► ChampionEvaluator ◄───┤ (against the model holding the alias; value and change
@@ -25,6 +26,7 @@ from kiln.components import (
     AutoML,
     BulkInferrer,
     ChampionEvaluator,
+    DriftCheck,
     ExampleGen,
     ExampleValidator,
     ImportSchema,
@@ -134,6 +136,7 @@ def standard(
     statistics = StatisticsGen(examples.output)
     curated = ImportSchema(path=schema) if schema else SchemaGen(statistics.output)
     checked = ExampleValidator(statistics.output, curated.output, split="eval")
+    DriftCheck(statistics.output, model_name=name, alias=alias)
     if model == "auto":
         trained = AutoML(
             examples.output,
