@@ -274,9 +274,10 @@ class Model:
         return pa.table(out)
 
     def _validate(self, table: pa.Table) -> None:
+        present = set(table.column_names)  # (a list is built at each access of column_names)
         for column in self.signature:
             name = column["name"]
-            if name not in table.column_names:
+            if name not in present:
                 raise DataError(
                     f"input is missing column {name!r} ({column['type']}), which the model was "
                     "trained with; add it (null where unknown)"

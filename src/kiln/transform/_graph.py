@@ -254,7 +254,8 @@ class FittedTransform:
             table = pa.Table.from_batches([table])
         if not isinstance(table, pa.Table):
             raise DataError(f"a transform applies to an Arrow table, not {type(table).__name__}")
-        missing = [c for c in self.input_columns if c not in table.column_names]
+        present = set(table.column_names)
+        missing = [c for c in self.input_columns if c not in present]
         if missing:
             raise DataError(
                 f"column {missing[0]!r} is missing from the input; the transform needs "
