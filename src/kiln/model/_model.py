@@ -249,7 +249,7 @@ class Model:
             out[name] = pa.array(np.asarray(self.trainer.predict(X), dtype=np.float64))
         elif self.task == "classification":
             proba = np.asarray(self.trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
-            labels = pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
+            labels = self._class_labels()
             out[name] = labels.take(pa.array(proba.argmax(axis=1)))
             # built column-wise: a Python list of structs per row is ~20x slower on large batches
             n, k = proba.shape
@@ -272,6 +272,14 @@ class Model:
             for i in range(projected.shape[1]):
                 out[f"principal_component_{i + 1}"] = pa.array(projected[:, i])
         return pa.table(out)
+
+    def _class_labels(self) -> pa.Array:
+        """The classes as an Arrow array (built once: every prediction takes from it)."""
+        labels: pa.Array | None = self.__dict__.get("_labels_array")
+        if labels is None:
+            labels = pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
+            self.__dict__["_labels_array"] = labels
+        return labels
 
     def _validate(self, table: pa.Table) -> None:
         present = set(table.column_names)  # (a list is built at each access of column_names)

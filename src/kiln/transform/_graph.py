@@ -277,8 +277,8 @@ class FittedTransform:
                     block.names = [f"{op.kind}({n})" for n in block.names]
                 blocks.append(block)
             seen.update(blocks[-1].names if blocks else ())
-        for column in self.passthrough:
-            blocks.append(single_block(ctx.numeric(column), column))
+        if self.passthrough:
+            blocks.append(ctx.numeric_block(self.passthrough))
         return table.num_rows, blocks
 
     # -- serialisation ----------------------------------------------------------------------------
