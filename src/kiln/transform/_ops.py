@@ -120,16 +120,24 @@ class Context:
 
     def __init__(self, table: pa.Table) -> None:
         self.num_rows = table.num_rows
-        self.columns: dict[str, Column] = dict(zip(table.column_names, table.columns, strict=True))
+        self.table = table
+        # columns taken from the table as ops ask for them (a wide table's other columns are never
+        # touched), and the ones earlier ops rewrote
+        self.columns: dict[str, Column] = {}
 
     def raw(self, name: str) -> Column:
+        column = self.columns.get(name)
+        if column is not None:
+            return column
         try:
-            return self.columns[name]
+            column = self.table.column(name)
         except KeyError:
             raise DataError(
                 f"column {name!r} is missing from the input; the transform needs it "
-                f"(the table has: {', '.join(self.columns) or 'no columns'})"
+                f"(the table has: {', '.join(self.table.column_names) or 'no columns'})"
             ) from None
+        self.columns[name] = column
+        return column
 
     def numeric_block(self, names: Sequence[str]) -> Block:
         """Several columns as one (rows x k) float64 block, as :meth:`numeric` gives each: one
