@@ -626,6 +626,85 @@ def export_cmd(
     export(model_dir, output_format=output_format, out=out, opset=opset, console=_console())
 
 
+@app.command("serve")
+@_handles_errors
+def serve_cmd(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME (its production alias), "
+            "NAME=FOLDER or a model folder; none: every model's production alias.",
+            metavar="MODEL",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
+    ] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Processes sharing the port, each with the models."),
+    ] = 1,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            metavar="VAR",
+            help="Require Authorization: Bearer $VAR on every request but the health probes.",
+        ),
+    ] = None,
+    log_predictions: Annotated[
+        float,
+        typer.Option(
+            "--log-predictions",
+            metavar="RATE",
+            min=0.0,
+            max=1.0,
+            help="Log this share of requests (0 to 1) as Parquet under .kiln/predictions/.",
+        ),
+    ] = 0.0,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body (413 above).")
+    ] = 10 * 1024 * 1024,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            min=0.0,
+            help="Seconds between registry checks for a moved alias (hot swap; 0: never).",
+        ),
+    ] = 2.0,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split",
+            metavar="NAME=V:W,V:W",
+            help="Serve versions of registered model NAME side by side, e.g. churn=3:90,4:10; "
+            "the X-Client-Id header sticks a client to one; repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Serve models over HTTP: Vertex AI / TF Serving :predict and KServe V2 /infer.
+
+    Ready (one line on stdout) once every model is loaded and warmed up; a moved registry alias
+    is loaded, warmed up and swapped in without failing a request. Stop with Ctrl-C or SIGTERM.
+    """
+    from kiln.cli._serve import serve
+
+    serve(
+        models or [],
+        host=host,
+        port=port,
+        workers=workers,
+        token_env=token_env,
+        log_predictions=log_predictions,
+        max_body_bytes=max_body_bytes,
+        poll_seconds=poll,
+        splits=split or [],
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
