@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.artifacts import artifact_class, fingerprint
+from kiln.errors import KilnError
 from kiln.orchestration._component import Component
 from kiln.orchestration._loader import import_file
 
@@ -130,7 +131,8 @@ def execute_task(task: dict[str, Any], comp: Component | None = None) -> dict[st
             "error": {
                 "type": type(e).__name__,
                 "message": str(e),
-                "traceback": _user_traceback(e),
+                # a KilnError is a message for the user (bad data, a bad setting): no traceback
+                "traceback": "" if isinstance(e, KilnError) else _user_traceback(e),
             },
             "duration_ms": int((time.perf_counter() - start) * 1000),
             "pid": os.getpid(),
