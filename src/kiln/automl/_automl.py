@@ -470,7 +470,7 @@ class _Search:
                 linear.update(optimize_strategy="BATCH_GRADIENT_DESCENT", max_iterations=30)
             yield "linear", linear
             if self.n * width <= LINEAR_MAX_CELLS // 10:  # small data: regularisation matters
-                for l2 in (0.01, 10.0):
+                for l2 in (0.01, 10.0, 100.0):
                     yield "linear", {**linear, "l2_reg": l2}
         if "random_forest" not in self.exclude:
             yield (
