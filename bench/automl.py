@@ -243,6 +243,8 @@ def run_tool(
 def fmt_score(value: float | None) -> str:
     if value is None:
         return "failed"
+    if 0 < abs(value) < 0.01:  # a near-perfect log loss: keep its digits
+        return f"{value:.2e}"
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
 
 
