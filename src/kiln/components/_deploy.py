@@ -21,13 +21,13 @@ model), InfraValidator, Pusher and BulkInferrer.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from kiln._workers import worker_env
 from kiln.artifacts import (
     Dataset,
     InfraBlessing,
@@ -41,7 +41,10 @@ from kiln.artifacts import (
 )
 from kiln.components._training import _evaluation_result
 from kiln.errors import NotFoundError, PipelineError, TrainingError
-from kiln.orchestration import StepContext, component, step_context
+from kiln.orchestration import component, step_context
+
+if TYPE_CHECKING:
+    from kiln.registry import ModelRegistry
 
 __all__ = [
     "AutoML",
@@ -127,24 +130,19 @@ def ChampionEvaluator(
     from kiln.model import Model as FittedModel
     from kiln.model import evaluation_html
 
-    where = step_context()
     label = ""
     baseline = None
     if champion == "auto":
-        if model_name and where is not None:
-            from kiln.registry import ModelRegistry
-            from kiln.workspace import Workspace
-
-            holder = ModelRegistry(Workspace(where.workspace)).alias(model_name, alias)
-            if holder is not None:
-                baseline, label = holder.load(), f"{holder.uri} ({alias})"
+        # outside a pipeline (a direct call) there is no registry, so no champion
+        holder = (
+            _registry("ChampionEvaluator").alias(model_name, alias)
+            if model_name and step_context() is not None
+            else None
+        )
+        if holder is not None:
+            baseline, label = holder.load(), f"{holder.uri} ({alias})"
     elif champion.startswith("models:/"):
-        from kiln.registry import ModelRegistry
-        from kiln.workspace import Workspace
-
-        if where is None:
-            raise PipelineError("a models:/ champion needs the workspace: run inside a pipeline")
-        resolved = ModelRegistry(Workspace(where.workspace)).resolve(champion)
+        resolved = _registry("a models:/ champion").resolve(champion)
         baseline = FittedModel.load(resolved) if isinstance(resolved, Path) else resolved.load()
         label = champion
     elif champion:
@@ -182,8 +180,11 @@ def DriftCheck(
     as ``drifted``. Looked up when the step runs, like the ChampionEvaluator's champion."""
     from kiln.data import drift_scores
 
-    where = step_context()
-    baseline = _champion_statistics(model_name, alias, where) if where is not None else None
+    baseline = (
+        _champion_statistics(_registry("DriftCheck"), model_name, alias)
+        if step_context() is not None
+        else None
+    )
     if baseline is None:
         print("drift: no production model (or its statistics) to compare with")
         return Metrics({"baseline": None, "split": split, "scores": {}, "drifted": []})
@@ -207,14 +208,23 @@ def DriftCheck(
     )
 
 
-def _champion_statistics(model_name: str, alias: str, where: StepContext) -> Any:
-    """(the version's URI, the Statistics of the run that trained it), or None."""
-    from kiln.orchestration import RUN_CONTEXT
+def _registry(who: str) -> ModelRegistry:
+    """The registry of the running step's workspace (``who`` needs it: said outside a pipeline)."""
     from kiln.registry import ModelRegistry
     from kiln.workspace import Workspace
 
-    ws = Workspace(where.workspace)
-    holder = ModelRegistry(ws).alias(model_name, alias)
+    where = step_context()
+    if where is None:
+        raise PipelineError(f"{who} needs the workspace's registry: run it inside a pipeline")
+    return ModelRegistry(Workspace(where.workspace))
+
+
+def _champion_statistics(registry: ModelRegistry, model_name: str, alias: str) -> Any:
+    """(the version's URI, the Statistics of the run that trained it), or None."""
+    from kiln.orchestration import RUN_CONTEXT
+
+    ws = registry.workspace
+    holder = registry.alias(model_name, alias)
     run = holder.source.get("run") if holder is not None else None
     if holder is None or not isinstance(run, str):
         return None
@@ -272,7 +282,7 @@ def InfraValidator(
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                env=worker_env(),
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -316,15 +326,11 @@ def Pusher(
 ) -> PushedModel:
     """Register the model as a new version of ``model_name``; move ``alias`` to it only when the
     evaluation and the infra validation both blessed it."""
-    from kiln.registry import ModelRegistry
-    from kiln.workspace import Workspace
-
+    registry = _registry("the Pusher")
     where = step_context()
-    if where is None:
-        raise PipelineError("the Pusher registers into a workspace: run it inside a pipeline")
+    assert where is not None  # _registry checked it
     if model.id is None:
         raise PipelineError("the Pusher needs a stored Model artifact")
-    registry = ModelRegistry(Workspace(where.workspace))
     judged = evaluation.read()
     infra = infra_blessing.read()
     source = {

@@ -12,13 +12,13 @@ import abc
 import contextlib
 import io
 import json
-import os
 import queue
 import subprocess
 import sys
 import threading
 from typing import IO, Any
 
+from kiln._workers import worker_env
 from kiln.orchestration._pipeline import Plan, Step
 from kiln.orchestration._run import RunSession, Task, default_workers
 from kiln.orchestration._worker import execute_task
@@ -26,14 +26,6 @@ from kiln.orchestration._worker import execute_task
 __all__ = ["LocalRunner", "Runner"]
 
 # Numeric libraries in a worker get one thread each: one worker per core, never oversubscribed.
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "POLARS_MAX_THREADS",
-    "RAYON_NUM_THREADS",
-    "ARROW_NUM_THREADS",
-)
 
 
 class Runner(abc.ABC):
@@ -46,12 +38,7 @@ class Runner(abc.ABC):
 
 class _Worker:
     def __init__(self, results: queue.Queue[tuple[_Worker, dict[str, Any]]]) -> None:
-        env = dict(os.environ)
-        for var in _THREAD_VARS:
-            env.setdefault(var, "1")
-        env["PYTHONPATH"] = os.pathsep.join(
-            [p for p in sys.path if p] + [env.get("PYTHONPATH", "")]
-        )
+        env = worker_env()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.orchestration._worker_main"],
             stdin=subprocess.PIPE,

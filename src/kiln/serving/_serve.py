@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kiln._workers import THREAD_VARS
 from kiln.errors import KilnError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def serve(
     workspace_finder: Callable[[], Workspace | None],
 ) -> None:
     """Serve ``models`` (command-line names; none: every production alias) until stopped."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in THREAD_VARS:  # one thread per worker process (before the libraries start)
         os.environ.setdefault(var, "1")
     _libraries()
     if not 0.0 <= options.log_rate <= 1.0:

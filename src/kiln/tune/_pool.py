@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -21,19 +20,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from kiln._workers import worker_env
 from kiln.tune._trial import TrialData
 
-__all__ = ["THREAD_VARS", "Worker", "WorkerPool", "write_data"]
-
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "POLARS_MAX_THREADS",
-    "RAYON_NUM_THREADS",
-    "ARROW_NUM_THREADS",
-)
-"""Set to 1 in every worker: one trial per core, never oversubscribed."""
+__all__ = ["Worker", "WorkerPool", "write_data"]
 
 Events = queue.Queue[tuple["Worker", dict[str, Any]]]
 
@@ -70,12 +60,7 @@ class Worker:
     exit code}``) on the pool's queue."""
 
     def __init__(self, spec: Path, log: Path, events: Events) -> None:
-        env = dict(os.environ)
-        for var in THREAD_VARS:
-            env[var] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(
-            [p for p in sys.path if p] + [env.get("PYTHONPATH", "")]
-        )
+        env = worker_env(force_one_thread=True)  # one trial per core, never oversubscribed
         self.log = log
         with open(log, "ab") as stderr:
             self.proc = subprocess.Popen(
