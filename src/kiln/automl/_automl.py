@@ -351,11 +351,11 @@ class _Search:
                 f"automl: task must be auto, binary, multiclass or regression, not {task!r}"
             )
         column = self.table[self.target]
+        if task == "auto":
+            return detect_task(column)
         t = column.type
         distinct = len(pc.unique(column))
         numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-        if task == "auto":
-            return detect_task(column)
         if task == "regression" and not numeric:
             raise TrainingError(
                 f"automl: task='regression' needs a numeric target; {self.target!r} is {t}"

@@ -50,7 +50,7 @@ def train(
         raise DataError(f"--schema {schema} is not a file; pass a schema YAML (kiln schema infer)")
     if time_budget <= 0:
         raise DataError(f"--time-budget must be > 0 seconds, got {time_budget:g}")
-    _check_target(source, target)
+    task = _task(source, target)
     model_name = name or source.stem
     champion = resolve_champion(model_name, "production", workspace)
     params: dict[str, Any] = {
@@ -58,6 +58,7 @@ def train(
         "target": target,
         "name": model_name,
         "model": model,
+        "task": task,
         "time_budget": time_budget,
         "schema": str(schema.resolve()) if schema else "",
         "slice_by": slice_by,
@@ -81,15 +82,18 @@ def train(
     return _report(result, workspace, console, err)
 
 
-def _check_target(source: Path, target: str) -> None:
+def _task(source: Path, target: str) -> str:
+    """The task the target column asks for (read alone: the pipeline reads the data itself)."""
+    from kiln.automl import detect_task
     from kiln.data import read_table
 
-    columns = read_table(source).column_names
-    if target not in columns:
-        raise DataError(
-            f"--target {target!r} is not a column of {source.name}; its columns: "
-            f"{', '.join(columns)}"
-        )
+    try:
+        column = read_table(source, columns=[target])[target]
+    except DataError as e:
+        if f"no column {target!r}" not in str(e):
+            raise  # unreadable data: its own message
+        raise DataError(f"--target {target!r} is not a column of {source.name} ({e})") from e
+    return detect_task(column)
 
 
 def _fmt(value: Any) -> str:

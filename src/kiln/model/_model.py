@@ -22,6 +22,7 @@ regression and classification, ``centroid_id`` and ``nearest_centroids_distance`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -249,7 +250,7 @@ class Model:
             out[name] = pa.array(np.asarray(self.trainer.predict(X), dtype=np.float64))
         elif self.task == "classification":
             proba = np.asarray(self.trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
-            labels = self._class_labels()
+            labels = self._class_labels
             out[name] = labels.take(pa.array(proba.argmax(axis=1)))
             # built column-wise: a Python list of structs per row is ~20x slower on large batches
             n, k = proba.shape
@@ -273,13 +274,10 @@ class Model:
                 out[f"principal_component_{i + 1}"] = pa.array(projected[:, i])
         return pa.table(out)
 
+    @functools.cached_property
     def _class_labels(self) -> pa.Array:
         """The classes as an Arrow array (built once: every prediction takes from it)."""
-        labels: pa.Array | None = self.__dict__.get("_labels_array")
-        if labels is None:
-            labels = pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
-            self.__dict__["_labels_array"] = labels
-        return labels
+        return pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
 
     def _validate(self, table: pa.Table) -> None:
         present = set(table.column_names)  # (a list is built at each access of column_names)
