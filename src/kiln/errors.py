@@ -20,6 +20,7 @@
     │   ├── ModelNameError          a malformed model name, alias, tag key or models:/ URI
     │   ├── VersionInUseError       deleting a version that an alias points at
     │   └── RollbackError           rolling back an alias that has no previous holder
+    ├── SqlError                    a kiln sql statement: syntax, a missing table or model, an option
     ├── PipelineError               building a pipeline (before anything runs)
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
@@ -53,6 +54,7 @@ __all__ = [
     "RegistryError",
     "RollbackError",
     "RunFailedError",
+    "SqlError",
     "SchemaError",
     "SchemaTooNewError",
     "TrainingError",
@@ -135,6 +137,11 @@ class VersionInUseError(RegistryError):
 
 class RollbackError(RegistryError):
     """An alias has no previous holder to roll back to."""
+
+
+class SqlError(KilnError):
+    """A ``kiln sql`` statement that does not parse, names a missing table or model, or has a bad
+    option; worded like BigQuery's messages (``Not found: Model ds.m``)."""
 
 
 class PipelineError(KilnError):

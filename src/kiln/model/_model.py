@@ -126,6 +126,9 @@ class Model:
     signature: list[dict[str, Any]]
     metrics: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    info: dict[str, Any] = field(default_factory=dict)
+    """Plain JSON about how the model was made, kept in the manifest (``kiln sql`` keeps the
+    statement and its options here); the prediction path never reads it."""
 
     # ------------------------------------------------------------------ training
 
@@ -205,6 +208,7 @@ class Model:
         table: pa.Table,
         label: str | None,
         metrics: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
     ) -> Self:
         """A model from a trainer and transform fitted elsewhere (AutoML, tuning) on ``table``,
         whose columns (the label left out) become the model's input signature."""
@@ -215,6 +219,7 @@ class Model:
             label if supervised else None,
             _signature(table, label),
             metrics=dict(metrics or {}),
+            info=dict(info or {}),
         )
 
     # ------------------------------------------------------------------ the prediction path
@@ -315,6 +320,7 @@ class Model:
                 "estimator": saved,
                 "training_info": [i.to_dict() for i in getattr(self.trainer, "training_info_", [])],
                 "metrics": self.metrics,
+                "info": self.info,
                 "fingerprint": _fingerprint(staging),
             }
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json))
@@ -360,6 +366,7 @@ class Model:
             signature=manifest["signature"],
             metrics=manifest.get("metrics") or {},
             created=manifest.get("created", 0.0),
+            info=manifest.get("info") or {},
         )
 
 
