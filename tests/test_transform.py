@@ -522,6 +522,8 @@ def test_serving_row_with_untyped_nulls() -> None:
 # -- the op contract, checked for every registered op ---------------------------------------------
 
 _SAMPLES: dict[str, T.Op] = {
+    "index_values": T.index_values("codes"),
+    "struct_fields": T.struct_fields("cross", top_k=5),
     "standard_scale": T.standard_scale("age"),
     "min_max_scale": T.min_max_scale("age"),
     "max_abs_scale": T.max_abs_scale("age"),
@@ -554,6 +556,12 @@ def test_op_contract(kind: str) -> None:
     table = _mixed_table(40)
     tags = [["a", "b"] if i % 3 else None for i in range(40)]
     table = table.append_column("tags", pa.array(tags, pa.list_(pa.string())))
+    # what BigQuery's ONE_HOT_ENCODER and FEATURE_CROSS give (kiln sql's TRANSFORM outputs)
+    index_value = pa.list_(pa.struct([("index", pa.int64()), ("value", pa.float64())]))
+    codes = [[{"index": i % 4, "value": 1.0}] if i % 5 else None for i in range(40)]
+    table = table.append_column("codes", pa.array(codes, index_value))
+    crosses = [{"a": float(i) if i % 7 else None, "b": "u" if i % 2 else None} for i in range(40)]
+    table = table.append_column("cross", pa.array(crosses))
     fitted = TransformGraph([_SAMPLES[kind]], passthrough=False).fit(table)
     batch = fitted.transform(table)
     assert batch.X.shape == (40, len(batch.names))

@@ -12,6 +12,7 @@
     │   ├── UnsafePathError         a path that would resolve outside the artifact root
     │   └── ArtifactStoreError      the root is unwritable or an artifact's files are missing
     ├── DataError                   data that cannot be read, split or described (file, row, column)
+    │   ├── ModelFormatError        a model folder that is not one, was edited, or is newer
     │   └── SchemaError             a schema file that does not parse or says something impossible
     ├── TrainingError               a trainer's settings, data or state
     │   └── NotFittedError          a trainer or transform used before fit
@@ -20,7 +21,7 @@
     │   ├── ModelNameError          a malformed model name, alias, tag key or models:/ URI
     │   ├── VersionInUseError       deleting a version that an alias points at
     │   └── RollbackError           rolling back an alias that has no previous holder
-    ├── SqlError                    a kiln sql statement: syntax, a missing table or model, an option
+    ├── SqlError                    a kiln sql statement: syntax, a missing table or model, options
     ├── PipelineError               building a pipeline (before anything runs)
     │   ├── PipelineFileError       the file is missing, does not import, or holds no pipeline
     │   ├── PipelineDefinitionError a cycle, a type mismatch, a missing input, an unknown parameter
@@ -42,6 +43,7 @@ __all__ = [
     "KilnError",
     "MetadataError",
     "MetadataLockedError",
+    "ModelFormatError",
     "ModelNameError",
     "ModelNotFoundError",
     "NotFittedError",
@@ -54,9 +56,9 @@ __all__ = [
     "RegistryError",
     "RollbackError",
     "RunFailedError",
-    "SqlError",
     "SchemaError",
     "SchemaTooNewError",
+    "SqlError",
     "TrainingError",
     "TriggerError",
     "UnsafePathError",
@@ -105,6 +107,10 @@ class ArtifactStoreError(ArtifactError):
 
 class DataError(KilnError):
     """Data that cannot be read, split or described; the message names file, row and column."""
+
+
+class ModelFormatError(DataError):
+    """A model folder that is not one, was edited after it was saved, or is from a newer Kiln."""
 
 
 class SchemaError(DataError):

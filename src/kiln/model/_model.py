@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from kiln._version import __version__
-from kiln.errors import DataError, TrainingError
+from kiln.errors import DataError, ModelFormatError, TrainingError
 from kiln.train import Trainer, get_trainer
 from kiln.transform import FittedTransform, TransformGraph
 
@@ -83,10 +83,6 @@ def preprocessing_for(
 
 
 PREDICT_CHUNK_ROWS = 65_536
-
-
-class ModelFormatError(DataError):
-    """A model folder that is not one, was edited after it was saved, or is from a newer Kiln."""
 
 
 class LeakageWarning(UserWarning):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         feature_cross,
         hash_bucketize,
         impute,
+        index_values,
         label_encode,
         log1p,
         max_abs_scale,
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
         robust_scale,
         stable_hash,
         standard_scale,
+        struct_fields,
     )
+    from kiln.transform._sql import SqlSelect, SqlThenTransform
 
 __all__ = [
     "FAMILIES",
@@ -51,6 +54,8 @@ __all__ = [
     "FittedTransform",
     "OneHotFeatures",
     "Op",
+    "SqlSelect",
+    "SqlThenTransform",
     "StackedTransform",
     "TransformGraph",
     "TransformWarning",
@@ -62,6 +67,7 @@ __all__ = [
     "feature_cross",
     "hash_bucketize",
     "impute",
+    "index_values",
     "label_encode",
     "log1p",
     "max_abs_scale",
@@ -74,6 +80,7 @@ __all__ = [
     "robust_scale",
     "stable_hash",
     "standard_scale",
+    "struct_fields",
 ]
 
 _EXPORTS = {name: "kiln.transform._ops" for name in __all__}
@@ -85,4 +92,6 @@ _EXPORTS["OneHotFeatures"] = "kiln.transform._graph"
 _EXPORTS["StackedTransform"] = "kiln.transform._graph"
 _EXPORTS["TransformGraph"] = "kiln.transform._graph"
 _EXPORTS["TransformWarning"] = "kiln.transform._graph"
+_EXPORTS["SqlSelect"] = "kiln.transform._sql"
+_EXPORTS["SqlThenTransform"] = "kiln.transform._sql"
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,6 +11,10 @@ STRING, BOOL      one-hot, top 1000 values; missing is a category  label-encode 
                   of its own; unseen -> all zeros (weight 0)       categorical codes; missing is
                                                                    its own code; unseen -> NaN
 list<string>      multi-hot, top 1000 values                       multi-hot, top 1000 values
+list<struct<      one dense column per index up to the largest     the same
+ index, value>>   seen (BigQuery's one-hot / bag-of-words output)
+STRUCT            each field: numbers mean-imputed and z-scored,   numbers as is, strings as
+                  strings one-hot (FEATURE_CROSS, POLYNOMIAL_...)  categorical codes
 TIMESTAMP, DATE   parts (epoch, year, month, day, day of week,     the same parts, not scaled
                   day of year, hour), mean-imputed and z-scored
 all null or       dropped, with a TransformWarning                 dropped, with a warning
@@ -37,7 +41,10 @@ from kiln.data._model import TOP_VALUES_KEPT
 from kiln.errors import DataError
 from kiln.transform._graph import TransformGraph, TransformWarning
 from kiln.transform._ops import (
+    IndexValues,
     Op,
+    StructFields,
+    _is_index_values,
     datetime_parts,
     impute,
     label_encode,
@@ -61,13 +68,27 @@ def auto_transform(
         raise DataError(f"unknown model family {family!r}; use one of {', '.join(FAMILIES)}")
     excluded = set(exclude)
     columns = [f for f in table.schema if f.name not in excluded]
-    stats = generate_statistics(table.select([f.name for f in columns])).dataset()
+    # BigQuery's encoded types (a kiln sql TRANSFORM's output) have no statistics: they are
+    # only checked for being all null
+    encoded = {f.name for f in columns if _is_index_values(f.type) or pa.types.is_struct(f.type)}
+    stats = generate_statistics(
+        table.select([f.name for f in columns if f.name not in encoded])
+    ).dataset()
     ops: list[Op] = []
     dropped: list[str] = []
     dropped_names: set[str] = set()
     scaled = family != "tree"
     for field in columns:
         name, t = field.name, field.type
+        if name in encoded:
+            if table[name].null_count == table.num_rows:
+                dropped.append(f"{name} (all null)")
+                dropped_names.add(name)
+            elif pa.types.is_struct(t):  # ML.FEATURE_CROSS, ML.POLYNOMIAL_EXPAND: each field
+                ops.append(StructFields(name, scaled=scaled, top_k=TOP_VALUES_KEPT))
+            else:  # ML.ONE_HOT_ENCODER & co.: dense columns of the fitted width
+                ops.append(IndexValues(name))
+            continue
         if pa.types.is_dictionary(t):
             t = t.value_type
         feature = stats.feature(name)

@@ -327,6 +327,10 @@ class FittedTransform:
     def from_json(cls, body: dict[str, Any], *, source: str = "transform") -> FittedTransform:
         if isinstance(body, dict) and body.get("format") == STACK_FORMAT:
             return StackedTransform.from_json(body, source=source)
+        if isinstance(body, dict) and body.get("format") == "kiln.transform.sql":
+            from kiln.transform._sql import SqlThenTransform
+
+            return SqlThenTransform.from_json(body, source=source)
         return cls._decode(body, {}, source)
 
     @classmethod
@@ -334,6 +338,10 @@ class FittedTransform:
         folder = Path(folder)
         if (folder / STACK_FILE).exists():
             return StackedTransform.load(folder)
+        if (folder / "sql.json").exists():
+            from kiln.transform._sql import SqlThenTransform
+
+            return SqlThenTransform.load(folder)
         try:
             body = json.loads((folder / "transform.json").read_text(encoding="utf-8"))
             arrays: dict[str, FloatArray] = {}

@@ -45,6 +45,7 @@ __all__ = [
     "feature_cross",
     "hash_bucketize",
     "impute",
+    "index_values",
     "label_encode",
     "log1p",
     "max_abs_scale",
@@ -57,6 +58,7 @@ __all__ = [
     "robust_scale",
     "stable_hash",
     "standard_scale",
+    "struct_fields",
 ]
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -1035,6 +1037,153 @@ class BagOfWords(Op):
 
 
 # ------------------------------------------------------------------------------------------------
+# BigQuery ML's encoded types (what a kiln sql TRANSFORM outputs)
+
+
+def _is_index_values(t: pa.DataType) -> bool:
+    """BigQuery's ``ARRAY<STRUCT<index INT64, value FLOAT64>>`` (ML.ONE_HOT_ENCODER's output)."""
+    if not _is_list(t) or not pa.types.is_struct(t.value_type):
+        return False
+    names = {t.value_type.field(i).name for i in range(t.value_type.num_fields)}
+    return names == {"index", "value"}
+
+
+@_register
+@dataclass(frozen=True)
+class IndexValues(Op):
+    """For an ``ARRAY<STRUCT<index, value>>`` column (ML.ONE_HOT_ENCODER, ML.MULTI_HOT_ENCODER,
+    ML.BAG_OF_WORDS, ML.TF_IDF): one dense feature per index from 0 to the largest index seen in
+    training, holding the row's value there (0 where absent, summed where repeated). A null array
+    is all zeros; indices past the fitted width are ignored."""
+
+    column: str
+    kind: ClassVar[str] = "index_values"
+
+    def _pairs(self, ctx: Context) -> tuple[Array, Array, FloatArray]:
+        col = ctx.raw(self.column)
+        if not isinstance(col, np.ndarray) and pa.types.is_null(col.type):  # JSON null
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if isinstance(col, np.ndarray) or not _is_index_values(col.type):
+            raise DataError(
+                f"column {self.column!r}: index_values needs ARRAY<STRUCT<index INT64, "
+                f"value FLOAT64>>, found {getattr(col, 'type', 'numbers')}"
+            )
+        arr = col.combine_chunks()
+        items = pc.list_flatten(arr)
+        rows = np.asarray(pc.list_parent_indices(arr).to_numpy(), dtype=np.int64)
+        index = pc.struct_field(items, "index").cast(pa.float64())
+        value = pc.struct_field(items, "value").cast(pa.float64())
+        idx = np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.float64)
+        val = np.asarray(value.to_numpy(zero_copy_only=False), dtype=np.float64)
+        ok = ~np.isnan(idx) & (idx >= 0)
+        return rows[ok], idx[ok].astype(np.int64), np.nan_to_num(val[ok])
+
+    def fit(self, ctx: Context) -> State:
+        _, idx, _ = self._pairs(ctx)
+        return {"width": int(idx.max()) + 1 if len(idx) else 0}
+
+    def apply(self, ctx: Context, state: State) -> Block:
+        width = int(state["width"])
+        rows, idx, val = self._pairs(ctx)
+        keep = idx < width
+        X = np.zeros((ctx.num_rows, width))
+        np.add.at(X, (rows[keep], idx[keep]), val[keep])
+        names = [f"{self.column}[{i}]" for i in range(width)]
+        return Block(X, names, [self.column] * width, [False] * width)
+
+
+@_register
+@dataclass(frozen=True)
+class StructFields(Op):
+    """For a STRUCT column (ML.FEATURE_CROSS, ML.POLYNOMIAL_EXPAND): each field is a feature,
+    named ``column.field``. Numbers: as they are, or (``scaled``) mean-imputed and z-scored
+    (population std dev, as standard_scale); strings and bools: one-hot over the ``top_k`` most
+    frequent values (``scaled``) or a categorical code (missing is a category of its own;
+    unseen: all zeros / NaN)."""
+
+    column: str
+    scaled: bool = True
+    top_k: int | None = None
+    kind: ClassVar[str] = "struct_fields"
+
+    def _fields(self, ctx: Context, state: State | None = None) -> Context:
+        col = ctx.raw(self.column)
+        if state is not None and not isinstance(col, np.ndarray) and pa.types.is_null(col.type):
+            return Context(  # a serving row whose value is JSON null: every field missing
+                pa.table(
+                    {
+                        f["name"]: pa.nulls(
+                            ctx.num_rows, pa.string() if "vocabulary" in f else pa.float64()
+                        )
+                        for f in state["fields"]
+                    }
+                )
+            )
+        if isinstance(col, np.ndarray) or not pa.types.is_struct(col.type):
+            raise DataError(f"column {self.column!r}: struct_fields needs a STRUCT column")
+        arr = col.combine_chunks()
+        return Context(
+            pa.table(
+                {
+                    arr.type.field(i).name: pc.struct_field(arr, [i])
+                    for i in range(arr.type.num_fields)
+                }
+            )
+        )
+
+    def fit(self, ctx: Context) -> State:
+        sub = self._fields(ctx)
+        fields: list[dict[str, Any]] = []
+        for field in sub.table.schema:
+            t = field.type
+            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
+                vocab = _vocabulary(
+                    sub.strings(field.name), top_k=self.top_k, threshold=0, keep_missing=True
+                )
+                fields.append({"name": field.name, "vocabulary": vocab})
+            elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+                s = _column_stats(sub.numeric(field.name))
+                mean = 0.0 if math.isnan(s["mean"]) else s["mean"]
+                scale = s["std"] if s["std"] > 0 else 1.0
+                fields.append({"name": field.name, "mean": mean, "scale": scale})
+            else:
+                raise DataError(
+                    f"column {self.column!r}, field {field.name!r}: struct_fields takes number, "
+                    f"string and bool fields, not {t}"
+                )
+        return {"fields": fields}
+
+    def apply(self, ctx: Context, state: State) -> Block:
+        sub = self._fields(ctx, state)
+        cols: list[FloatArray] = []
+        names: list[str] = []
+        categorical: list[bool] = []
+        for f in state["fields"]:
+            name = f"{self.column}.{f['name']}"
+            if "vocabulary" in f:
+                vocab: list[str] = f["vocabulary"]
+                codes = sub.codes(f["name"], vocab)
+                if self.scaled:
+                    for k, v in enumerate(vocab):
+                        cols.append((codes == k).astype(np.float64))
+                        names.append(f"{name}={_label(v)}")
+                        categorical.append(False)
+                else:
+                    cols.append(codes)
+                    names.append(name)
+                    categorical.append(True)
+            else:
+                x = sub.numeric(f["name"])
+                if self.scaled:
+                    x = (np.where(np.isnan(x), _f(f["mean"]), x) - _f(f["mean"])) / _f(f["scale"])
+                cols.append(x)
+                names.append(name)
+                categorical.append(False)
+        X = np.column_stack(cols) if cols else np.zeros((ctx.num_rows, 0))
+        return Block(X, names, [self.column] * len(names), categorical)
+
+
+# ------------------------------------------------------------------------------------------------
 # the public constructors
 
 
@@ -1117,6 +1266,16 @@ def polynomial_expand(
 
 def log1p(column: str) -> Log1p:
     return Log1p(column)
+
+
+def index_values(column: str) -> IndexValues:
+    """Dense features from BigQuery's ``ARRAY<STRUCT<index, value>>`` (ML.ONE_HOT_ENCODER...)."""
+    return IndexValues(column)
+
+
+def struct_fields(column: str, *, scaled: bool = True, top_k: int | None = None) -> StructFields:
+    """Each field of a STRUCT column a feature (ML.FEATURE_CROSS, ML.POLYNOMIAL_EXPAND)."""
+    return StructFields(column, scaled, top_k)
 
 
 def clip(column: str, min: float | None = None, max: float | None = None) -> Clip:
