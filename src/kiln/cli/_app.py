@@ -626,6 +626,40 @@ def export_cmd(
     export(model_dir, output_format=output_format, out=out, opset=opset, console=_console())
 
 
+@app.command("sql")
+@_handles_errors
+def sql_cmd(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="A .sql file of statements; none: -e, or the interactive shell."),
+    ] = None,
+    execute: Annotated[
+        str | None,
+        typer.Option("-e", "--execute", metavar="STATEMENTS", help="Statements to run (; ...)."),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, csv or json (one array of rows per query).")
+    ] = "table",
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=0, help="Rows shown by --format table (0: all).")
+    ] = 100,
+) -> None:
+    """BigQuery ML's SQL on the workspace's DuckDB warehouse: CREATE MODEL trains with Kiln,
+    ML.PREDICT / ML.EVALUATE / ... query models like tables, models are registry models."""
+    from kiln.cli._sql import run_sql
+
+    code = run_sql(
+        statements=execute,
+        file=file,
+        output_format=output_format,
+        max_rows=max_rows,
+        out=_console(),
+        err=_console(stderr=True),
+    )
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("serve")
 @_handles_errors
 def serve_cmd(
