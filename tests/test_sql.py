@@ -610,3 +610,144 @@ def _one_hot(table: pa.Table, columns: list[str]) -> np.ndarray:
         for level in sorted(set(values))[1:]:  # drop one level: full rank with the intercept
             blocks.append(np.array([v == level for v in values], dtype=float))
     return np.column_stack(blocks)
+
+
+# ---------------------------------------------------------------------- every model type
+
+
+@pytest.mark.parametrize(
+    ("options", "label", "evaluation_columns"),
+    [
+        (
+            "model_type='boosted_tree_classifier', input_label_cols=['species']",
+            "species",
+            ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
+        ),
+        (
+            "model_type='random_forest_regressor', input_label_cols=['body_mass_g'], "
+            "num_parallel_tree=20",
+            "body_mass_g",
+            [
+                "mean_absolute_error",
+                "mean_squared_error",
+                "mean_squared_log_error",
+                "median_absolute_error",
+                "r2_score",
+                "explained_variance",
+            ],
+        ),
+        (
+            "model_type='dnn_classifier', input_label_cols=['species'], hidden_units=[8], "
+            "learn_rate=0.05, max_iterations=30",
+            "species",
+            ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
+        ),
+        (
+            "model_type='pca', num_principal_components=2",
+            None,
+            ["total_explained_variance_ratio"],
+        ),
+        (
+            "model_type='automl_regressor', input_label_cols=['body_mass_g'], budget_hours=0.001",
+            "body_mass_g",
+            [
+                "mean_absolute_error",
+                "mean_squared_error",
+                "mean_squared_log_error",
+                "median_absolute_error",
+                "r2_score",
+                "explained_variance",
+            ],
+        ),
+    ],
+)
+def test_model_types_train_predict_and_evaluate(
+    conn: Connection, options: str, label: str | None, evaluation_columns: list[str]
+) -> None:
+    conn.sql(
+        f"CREATE MODEL ml_datasets.m OPTIONS({options}) AS SELECT * FROM ml_datasets.penguins "
+        "WHERE body_mass_g IS NOT NULL AND sex IS NOT NULL"
+    )
+    evaluation = conn.sql("SELECT * FROM ML.EVALUATE(MODEL ml_datasets.m)")
+    assert evaluation is not None
+    assert evaluation.column_names == evaluation_columns
+    assert all(v is not None for v in evaluation.to_pylist()[0].values())
+    predicted = conn.sql(
+        "SELECT * FROM ML.PREDICT(MODEL ml_datasets.m, (SELECT * FROM ml_datasets.penguins "
+        "WHERE body_mass_g IS NOT NULL AND sex IS NOT NULL))"
+    )
+    assert predicted is not None
+    assert predicted.num_rows == 333
+    if label is None:
+        assert predicted.column_names[:2] == ["principal_component_1", "principal_component_2"]
+    else:
+        assert predicted.column_names[0] == f"predicted_{label}"
+        if label == "species":
+            accuracy = np.mean(
+                np.array(predicted[f"predicted_{label}"].to_pylist())
+                == np.array(predicted[label].to_pylist())
+            )
+            assert accuracy > 0.8
+
+
+def test_a_sql_model_is_an_ordinary_registry_model(conn: Connection, tmp_path: Path) -> None:
+    """kiln evaluate evaluates it and kiln predict predicts with it, by its models:/ URI."""
+    conn.sql("CREATE SCHEMA bqml_tutorial")
+    conn.sql(TRANSFORM_MODEL)
+    rows = conn.sql(
+        "SELECT * FROM ml_datasets.penguins WHERE body_mass_g IS NOT NULL AND sex IS NOT NULL"
+    )
+    assert rows is not None
+    import pyarrow.parquet as pq
+
+    pq.write_table(rows, tmp_path / "rows.parquet")
+    conn.close()
+    proc = kiln(
+        "evaluate",
+        "models:/bqml_tutorial.mass_transform",
+        "rows.parquet",
+        "--out",
+        "m.json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert "root_mean_squared_error" in json.dumps(metrics)
+    proc = kiln(
+        "predict",
+        "models:/bqml_tutorial.mass_transform",
+        "--input",
+        "rows.parquet",
+        "--output",
+        "p.parquet",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert pq.read_table(tmp_path / "p.parquet").num_rows == rows.num_rows
+
+
+def test_kiln_serve_serves_a_sql_model_with_its_transform(conn: Connection, tmp_path: Path) -> None:
+    from test_serving import serve
+
+    conn.sql("CREATE SCHEMA bqml_tutorial")
+    conn.sql(TRANSFORM_MODEL)
+    raw = conn.sql(
+        "SELECT * EXCEPT(body_mass_g) FROM ml_datasets.penguins WHERE sex IS NOT NULL LIMIT 3"
+    )
+    expected = conn.sql(
+        "SELECT predicted_body_mass_g FROM ML.PREDICT(MODEL bqml_tutorial.mass_transform, "
+        "(SELECT * EXCEPT(body_mass_g) FROM ml_datasets.penguins WHERE sex IS NOT NULL "
+        "LIMIT 3))"
+    )
+    assert raw is not None
+    assert expected is not None
+    conn.close()
+    with serve("models:/bqml_tutorial.mass_transform", cwd=tmp_path) as server:
+        status, body = server.call(
+            "POST",
+            "/v1/models/bqml_tutorial.mass_transform:predict",
+            {"instances": raw.to_pylist()},
+        )
+    assert status == 200, body
+    served = [p["predicted_body_mass_g"] if isinstance(p, dict) else p for p in body["predictions"]]
+    np.testing.assert_allclose(served, expected["predicted_body_mass_g"].to_pylist())
