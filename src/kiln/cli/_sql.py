@@ -223,6 +223,7 @@ class _TrainingProgress:
         self.err = err
         self.last: tuple[str, IterationInfo] | None = None
         self.printed = 0.0
+        self.shown = ""  # the text last printed as a line
         self.status: Any = None
 
     def __call__(self, model: str, info: IterationInfo) -> None:
@@ -237,15 +238,19 @@ class _TrainingProgress:
         elif time.monotonic() - self.printed >= 1.0:
             self.err.print(escape(text))
             self.printed = time.monotonic()
+            self.shown = text
 
     def done(self) -> None:
         if self.status is not None:
             self.status.stop()
             self.status = None
         if self.last is not None:
-            self.err.print(escape(_iteration_text(*self.last)))
+            text = _iteration_text(*self.last)
+            if text != self.shown:
+                self.err.print(escape(text))
             self.last = None
             self.printed = 0.0
+            self.shown = ""
 
 
 def _iteration_text(model: str, info: IterationInfo) -> str:
