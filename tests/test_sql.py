@@ -751,3 +751,30 @@ def test_kiln_serve_serves_a_sql_model_with_its_transform(conn: Connection, tmp_
     assert status == 200, body
     served = [p["predicted_body_mass_g"] if isinstance(p, dict) else p for p in body["predictions"]]
     np.testing.assert_allclose(served, expected["predicted_body_mass_g"].to_pylist())
+
+
+def test_tuning_with_hparam_range_and_trial_info(conn: Connection) -> None:
+    conn.sql(
+        "CREATE MODEL ml_datasets.tuned OPTIONS(model_type='linear_reg', "
+        "input_label_cols=['body_mass_g'], num_trials=3, l2_reg=HPARAM_RANGE(0, 10)) AS "
+        "SELECT * FROM ml_datasets.penguins WHERE body_mass_g IS NOT NULL"
+    )
+    trials = conn.sql("SELECT * FROM ML.TRIAL_INFO(MODEL ml_datasets.tuned) ORDER BY trial_id")
+    assert trials is not None
+    assert trials.column_names == [
+        "trial_id",
+        "hyperparameters",
+        "hparam_tuning_evaluation_metrics",
+        "training_loss",
+        "eval_loss",
+        "status",
+        "error_message",
+        "is_optimal",
+    ]
+    assert trials.num_rows == 3
+    assert trials["is_optimal"].to_pylist().count(True) == 1
+    for text in trials["hyperparameters"].to_pylist():
+        assert 0 <= json.loads(text)["l2_reg"] <= 10
+    conn.sql("CREATE SCHEMA bqml_tutorial; " + PENGUINS_MODEL)
+    with pytest.raises(SqlError, match="not trained with hyperparameter tuning"):
+        conn.sql("SELECT * FROM ML.TRIAL_INFO(MODEL bqml_tutorial.penguins_model)")

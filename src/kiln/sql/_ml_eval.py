@@ -134,6 +134,7 @@ _ACCEPTS: dict[str, tuple[str, ...]] = {
     "ROC_CURVE": (),
     "TRAINING_INFO": (),
     "FEATURE_INFO": (),
+    "TRIAL_INFO": (),
 }
 
 
@@ -826,6 +827,26 @@ def training_summary(
     return summary
 
 
+def ml_trial_info(
+    model: SqlModel, table: pa.Table | None, settings: dict[str, Any], extra: list[Any]
+) -> pa.Table:
+    """``ML.TRIAL_INFO``: one row per hyperparameter-tuning trial (trial_id, hyperparameters,
+    hparam_tuning_evaluation_metrics, training_loss, eval_loss, status, error_message,
+    is_optimal), as CREATE MODEL stored them."""
+    from kiln.sql._train import TRIAL_INFO_SCHEMA
+
+    _needs_no_table("TRIAL_INFO", table)
+    _settings("TRIAL_INFO", model, settings)
+    _no_extra("TRIAL_INFO", extra)
+    trials = model.info.get("trials")
+    if trials is None:
+        raise SqlError(
+            f"ML.TRIAL_INFO: model {model.name} was not trained with hyperparameter tuning; "
+            "create it with OPTIONS(num_trials=N, ...) greater than 1"
+        )
+    return pa.Table.from_pylist(list(trials), schema=TRIAL_INFO_SCHEMA)
+
+
 FUNCTIONS: dict[str, TableFunction] = {
     "PREDICT": ml_predict,
     "EVALUATE": ml_evaluate,
@@ -833,5 +854,6 @@ FUNCTIONS: dict[str, TableFunction] = {
     "ROC_CURVE": ml_roc_curve,
     "TRAINING_INFO": ml_training_info,
     "FEATURE_INFO": ml_feature_info,
+    "TRIAL_INFO": ml_trial_info,
 }
 """BigQuery's function names (after ``ML.``) -> the table functions."""
