@@ -29,6 +29,7 @@ from kiln.sql._ml_eval import (
     ml_predict,
     ml_roc_curve,
     ml_training_info,
+    ml_trial_info,
     training_summary,
 )
 from kiln.sql._model import SqlModel
@@ -169,6 +170,7 @@ def test_functions_are_bigquerys_names() -> None:
         "ROC_CURVE": ml_roc_curve,
         "TRAINING_INFO": ml_training_info,
         "FEATURE_INFO": ml_feature_info,
+        "TRIAL_INFO": ml_trial_info,
     } == FUNCTIONS
 
 
