@@ -18,6 +18,11 @@ estimator and post-processes the answer the way BigQuery ML's ``ML.PREDICT`` nam
 ``predicted_<label>`` (and ``predicted_<label>_probs``: a list of ``{label, prob}``) for
 regression and classification, ``centroid_id`` and ``nearest_centroids_distance`` for k-means,
 ``principal_component_<i>`` for PCA.
+
+``Model.predict_rows(rows)`` (and ``predict_columns``, what ``kiln serve`` calls) is the same
+path for a few rows of Python values: the transform compiled for rows
+(:mod:`kiln.transform._rows`) builds the feature matrix with no Arrow table, the same trainer call
+follows, and the answer is ``predict(table).to_pydict()``'s, or the Arrow path answers.
 """
 
 from __future__ import annotations
@@ -38,14 +43,18 @@ import numpy as np
 import pyarrow as pa
 
 from kiln._version import __version__
-from kiln.errors import DataError, ModelFormatError, TrainingError
+from kiln.errors import DataError, KilnError, ModelFormatError, TrainingError
 from kiln.train import Trainer, get_trainer
 from kiln.transform import FittedTransform, TransformGraph
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from kiln.transform._auto import Family
+    from kiln.transform._rows import RowPlan
 
 __all__ = [
+    "FEW_ROWS",
     "FORMAT",
     "FORMAT_VERSION",
     "LeakageWarning",
@@ -83,6 +92,9 @@ def preprocessing_for(
 
 
 PREDICT_CHUNK_ROWS = 65_536
+FEW_ROWS = 128
+"""Up to this many rows, :meth:`Model.predict_rows` and :meth:`Model.predict_columns` take the
+few-row path (no Arrow table)."""
 
 
 class LeakageWarning(UserWarning):
@@ -245,12 +257,30 @@ class Model:
             X = self.transform.one_hot_features(table)
         else:
             X = self.transform.transform(table).X
+        return self._answer(self._estimate(X))
+
+    def _estimate(self, X: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """The estimator's numbers for ``X``: regression values, class probabilities, centroid
+        distances or projected components (the one place either path calls the trainer)."""
+        if self.task == "classification":
+            result = self.trainer.predict_proba(X)  # type: ignore[attr-defined]
+        elif self.task == "clustering":
+            result = self.trainer.transform(X)  # type: ignore[attr-defined]
+        else:
+            result = self.trainer.predict(X)
+        return np.asarray(result, dtype=np.float64)
+
+    @property
+    def _name(self) -> str:
+        return f"predicted_{self.label}" if self.label else "predicted"
+
+    def _answer(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> pa.Table:
         out: dict[str, Any] = {}
-        name = f"predicted_{self.label}" if self.label else "predicted"
+        name = self._name
         if self.task == "regression":
-            out[name] = pa.array(np.asarray(self.trainer.predict(X), dtype=np.float64))
+            out[name] = pa.array(values)
         elif self.task == "classification":
-            proba = np.asarray(self.trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
+            proba = values
             labels = self._class_labels
             out[name] = labels.take(pa.array(proba.argmax(axis=1)))
             # built column-wise: a Python list of structs per row is ~20x slower on large batches
@@ -259,7 +289,7 @@ class Model:
                 n, k, label=labels.take(pa.array(np.tile(np.arange(k), n))), prob=proba.ravel()
             )
         elif self.task == "clustering":
-            distances = np.asarray(self.trainer.transform(X), dtype=np.float64)  # type: ignore[attr-defined]
+            distances = values
             out["centroid_id"] = pa.array(distances.argmin(axis=1) + 1, type=pa.int64())
             order = np.argsort(distances, axis=1)
             n, k = distances.shape
@@ -270,10 +300,102 @@ class Model:
                 distance=np.take_along_axis(distances, order, axis=1).ravel(),
             )
         else:
-            projected = np.asarray(self.trainer.predict(X), dtype=np.float64)
-            for i in range(projected.shape[1]):
-                out[f"principal_component_{i + 1}"] = pa.array(projected[:, i])
+            for i in range(values.shape[1]):
+                out[f"principal_component_{i + 1}"] = pa.array(values[:, i])
         return pa.table(out)
+
+    # ------------------------------------------------------------------ the few-row path
+
+    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """``predict(pa.Table.from_pylist(rows)).to_pydict()``, cheaply for a few rows.
+
+        ``rows``: one mapping (column -> Python value) per row; as for ``from_pylist``, the first
+        row names the columns (a column missing from it is missing: the same DataError as
+        ``predict``) and a later row without one has null there. Up to :data:`FEW_ROWS` rows go
+        through the transform compiled for rows (:mod:`kiln.transform._rows`) and the trainer
+        directly, with no Arrow table; more rows, or values that the compiled path does not
+        mirror exactly (see there), take ``predict``. Either way the answer is the same."""
+        n = len(rows)
+        if 0 < n <= FEW_ROWS and self._row_plan is not None:
+            first = rows[0]
+            if all(name in first for name in self._input_names):
+                columns = {c: [r.get(c) for r in rows] for c in self._row_plan.columns}
+                few = self.predict_columns(columns, n)
+                if few is not None:
+                    return few
+        answer: dict[str, list[Any]] = self.predict(pa.Table.from_pylist(list(rows))).to_pydict()
+        return answer
+
+    def predict_columns(
+        self, columns: Mapping[str, Sequence[Any]], num_rows: int
+    ) -> dict[str, list[Any]] | None:
+        """The few-row path alone: the answer for ``num_rows`` rows given as one list of Python
+        values per input column (every column the transform reads), as ``predict(table)
+        .to_pydict()`` gives for a table of those values; None where only ``predict`` can answer
+        (more than :data:`FEW_ROWS` rows, an op or value the compiled transform does not mirror,
+        a missing column) — never a different answer. What ``kiln serve`` calls."""
+        plan = self._row_plan
+        if plan is None or not 0 < num_rows <= FEW_ROWS:
+            return None
+        try:
+            X: Any = (
+                plan.one_hot_features(columns, num_rows)
+                if self.trainer.accepts_one_hot_features
+                else plan.matrix(columns, num_rows)
+            )
+        except KeyError:  # a column the transform reads is not there
+            return None
+        if X is None:
+            return None
+        try:
+            values = self._estimate(X)
+        except KilnError:
+            return None  # the trainer's own check (say, an infinite value): predict raises it
+        return self._answer_lists(values)
+
+    def _answer_lists(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> dict[str, list[Any]]:
+        """What ``_answer(values).to_pydict()`` gives, built from Python lists."""
+        name = self._name
+        if self.task == "regression":
+            return {name: values.tolist()}
+        if self.task == "classification":
+            labels = self._class_list
+            k = len(labels)
+            return {
+                name: [labels[i] for i in values.argmax(axis=1).tolist()],
+                f"{name}_probs": [
+                    [{"label": labels[j], "prob": row[j]} for j in range(k)]
+                    for row in values.tolist()
+                ],
+            }
+        if self.task == "clustering":
+            order = np.argsort(values, axis=1)
+            distances = np.take_along_axis(values, order, axis=1).tolist()
+            ids = (order + 1).tolist()
+            return {
+                "centroid_id": (values.argmin(axis=1) + 1).tolist(),
+                "nearest_centroids_distance": [
+                    [{"centroid_id": c, "distance": d} for c, d in zip(i, v, strict=True)]
+                    for i, v in zip(ids, distances, strict=True)
+                ],
+            }
+        return {
+            f"principal_component_{i + 1}": values[:, i].tolist() for i in range(values.shape[1])
+        }
+
+    @functools.cached_property
+    def _row_plan(self) -> RowPlan | None:
+        from kiln.transform._rows import compile_rows
+
+        return compile_rows(self.transform)
+
+    @functools.cached_property
+    def _input_names(self) -> list[str]:
+        return [c["name"] for c in self.signature]
+
+    @functools.cached_property
+    def _class_list(self) -> list[Any]:
+        return list(self._class_labels.to_pylist())
 
     @functools.cached_property
     def _class_labels(self) -> pa.Array:
