@@ -101,7 +101,10 @@ format (``model.txt``): loading it parses text and executes nothing.
 from __future__ import annotations
 
 import abc
+import ctypes
+import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -138,6 +141,80 @@ _DART_NORMALIZE_TYPES = ("TREE", "FOREST")
 _CLASS_WEIGHT_OPTIONS = ("auto_class_weights", "class_weights")
 _DEFAULT_MAX_BIN = 255
 _EXACT_MAX_BIN = 1023  # tree_method EXACT: finer histograms, nearer XGBoost's exact splits
+FEW_ROWS = 8
+"""Up to this many rows, prediction takes LightGBM's single-row entry row by row
+(``LGBM_BoosterPredictForMatSingleRowFast``: about 1 us a row, where ``Booster.predict`` spends
+some 20 us of Python and parameter parsing on every call); the same C++ predictor, so the same
+numbers."""
+
+
+class _SingleRow:
+    """LightGBM's fast single-row predictor for one booster: a ``FastConfig`` made once (its
+    parameters parsed once), then one C call per row, through buffers of its own. Calls are
+    serialised by a lock (the buffers are shared; the C API does not promise either that a
+    ``FastConfig`` may be used by several threads at once). It predicts with the trees the booster
+    has when it is made: a trainer's ``booster_`` is complete when assigned and never trained
+    further (a refit assigns a new booster, which gets its own)."""
+
+    def __init__(self, booster: lightgbm.Booster, num_threads: int) -> None:
+        from lightgbm.basic import (  # type: ignore[attr-defined]  # the C API's fast entry
+            _LIB,
+            _c_str,
+            _safe_call,
+        )
+
+        self.ncol = int(booster.num_feature())
+        self.outputs = int(booster.num_model_per_iteration())
+        handle = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(0),  # C_API_PREDICT_NORMAL: what Booster.predict gives by default
+                ctypes.c_int(0),  # start_iteration
+                ctypes.c_int(-1),  # num_iteration: all
+                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
+                ctypes.c_int32(self.ncol),
+                _c_str(f"num_threads={num_threads}"),
+                ctypes.byref(handle),
+            )
+        )
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, handle)
+        # int (FastConfigHandle fast_config, const void* data, int64_t* out_len, double* out)
+        prototype = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+        )
+        address = ctypes.cast(_LIB.LGBM_BoosterPredictForMatSingleRowFast, ctypes.c_void_p).value
+        if not address:
+            raise OSError("LightGBM has no LGBM_BoosterPredictForMatSingleRowFast")
+        self._call = prototype(address)
+        self._check = _safe_call
+        self._handle = handle.value
+        self._row = np.empty(self.ncol)
+        self._out = np.empty(self.outputs)
+        self._length = np.empty(1, dtype=np.int64)
+        self._addresses = (
+            self._row.ctypes.data,
+            self._length.ctypes.data,
+            self._out.ctypes.data,
+        )
+        self._lock = threading.Lock()
+
+    def predict(self, X: Array) -> Array:
+        n = X.shape[0]
+        out = np.empty((n, self.outputs))
+        row, length, result = self._addresses
+        with self._lock:
+            for i in range(n):
+                self._row[:] = X[i]
+                code = self._call(self._handle, row, length, result)
+                if code:
+                    self._check(code)  # raises LightGBM's error
+                out[i] = self._out
+        return out[:, 0] if self.outputs == 1 else out
+
+
+# boosters -> their single-row predictor (weak keys: a predictor lives as long as its booster)
+_SINGLE_ROW: weakref.WeakKeyDictionary[Any, _SingleRow | None] = weakref.WeakKeyDictionary()
 
 
 class _Bounds(NamedTuple):
@@ -503,10 +580,29 @@ class _LightGBMTrees(Trainer):
     def _raw(self, X: Array, **kwargs: Any) -> Array:
         self._check_fitted("booster_")
         X = check_matrix(self.model_type, X, "X", n_features=self.n_features_in_, allow_nan=True)
+        if not kwargs and X.shape[0] <= FEW_ROWS:
+            single = self._single_row()
+            if single is not None:
+                return single.predict(X)
         result = self.booster_.predict(
             X, num_iteration=-1, num_threads=self._params["num_threads"], **kwargs
         )
         return np.asarray(result, dtype=np.float64)
+
+    def _single_row(self) -> _SingleRow | None:
+        booster = self.booster_
+        try:
+            return _SINGLE_ROW[booster]
+        except KeyError:
+            pass
+        try:
+            single: _SingleRow | None = _SingleRow(booster, int(self._params["num_threads"]))
+        except Exception:  # a LightGBM without the entry: Booster.predict serves
+            single = None
+        if single is not None and single.ncol != self.n_features_in_:
+            single = None
+        _SINGLE_ROW[booster] = single
+        return single
 
     def predict(self, X: Array) -> Array:
         return self._raw(X)
@@ -625,7 +721,10 @@ class _Classifier(_LightGBMTrees):
         """Class probabilities, rows x classes, columns in ``classes_`` order."""
         p = self._raw(X)
         if p.ndim == 1:
-            return np.column_stack([1.0 - p, p])
+            both = np.empty((len(p), 2))  # (np.column_stack, without its cost on one row)
+            both[:, 0] = 1.0 - p
+            both[:, 1] = p
+            return both
         return p
 
     def predict(self, X: Array) -> Array:
