@@ -18,8 +18,10 @@ CPU 1), with one thread for the model (``OMP_NUM_THREADS=1``):
 - ``mlserver``: MLServer 1.7 with its LightGBM runtime on the same ``model.txt``, inference in
   the server process (``parallel_workers=0``), the V2 protocol;
 - ``floor``: ``Model.predict`` on a one-row (and a 100-row) Arrow table in this process (pinned to
-  CPU 0 while it runs), with no HTTP; ``floor-lgb``: the bare booster's ``predict`` on a
-  [1, 30] NumPy array, the model's own cost (what the FastAPI and MLServer baselines call);
+  CPU 0 while it runs), with no HTTP; ``floor-rows``: ``Model.predict_rows`` on one (and 100)
+  rows as dicts, the few-row path that ``kiln serve`` takes (no Arrow table); ``floor-lgb``: the
+  bare booster's ``predict`` on a [1, 30] NumPy array, the model's own cost (what the FastAPI
+  and MLServer baselines call);
 - ``loopback``: ``bench/_serving_loopback.py``, a raw asyncio server that answers ``{}`` without
   parsing anything: in the same run, the round trip that loopback and the load generator cost
   (no server can go below it) and the rate the load generator reaches (it must stay well above
@@ -542,7 +544,8 @@ def time_in_process(
 def measure_floor(workload: Workload, seconds: int, pin: bool) -> list[dict[str, Any]]:
     """The floors, in this process (pinned to the servers' CPU while they run): ``floor``,
     ``Model.predict`` on one-row and 100-row Arrow tables (validation, transform, post-processing
-    included), and ``floor-lgb``, the bare booster's ``predict`` on a [1, 30] / [100, 30] NumPy
+    included), ``floor-rows``, ``Model.predict_rows`` on the same rows as dicts (the few-row
+    path), and ``floor-lgb``, the bare booster's ``predict`` on a [1, 30] / [100, 30] NumPy
     array (the model's own cost: what the FastAPI and MLServer baselines call)."""
     import lightgbm as lgb
     import numpy as np
@@ -562,6 +565,13 @@ def measure_floor(workload: Workload, seconds: int, pin: bool) -> list[dict[str,
     try:
         return [
             time_in_process("floor", model.predict, ones, batches, seconds),
+            time_in_process(
+                "floor-rows",
+                model.predict_rows,
+                [t.to_pylist() for t in ones],
+                [t.to_pylist() for t in batches],
+                seconds,
+            ),
             time_in_process(
                 "floor-lgb",
                 lambda x: booster.predict(x, num_threads=1),
@@ -618,7 +628,8 @@ def report(records: list[dict[str, Any]]) -> None:
         ]
         print(f"{r['server']:10}" + "".join(f"{cell:>12}" for cell in cells))
     print(
-        "(floor: Model.predict in-process, no HTTP; floor-lgb: the bare booster; for these, req/s "
+        "(floor: Model.predict in-process, no HTTP; floor-rows: Model.predict_rows, the few-row "
+        "path; floor-lgb: the bare booster; for these, req/s "
         "c=1 is calls/s and CPU/req is per one-row call; for servers, CPU/req is the process "
         "tree's CPU time / requests at c=16, and cores c=16 its CPU time / wall time (below ~0.95: "
         "the server did not get its whole core, so its req/s is low; CPU/req is the steadier "
@@ -627,7 +638,7 @@ def report(records: list[dict[str, Any]]) -> None:
     )
 
     kilns = [k for k in ("kiln-v1", "kiln-v2") if k in ok]
-    bases = [b for b in ("fastapi", "mlserver", "floor", "floor-lgb") if b in ok]
+    bases = [b for b in ("fastapi", "mlserver", "floor", "floor-rows", "floor-lgb") if b in ok]
     if kilns and bases:
         print("\nratios (> 1: Kiln is better): p50 base/K, req/s K/base, CPU base/K, rows/s K/base")
         for k in kilns:

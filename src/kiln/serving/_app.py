@@ -235,9 +235,17 @@ class Api:
         if parameters is not None and not isinstance(parameters, dict):
             raise RequestError(400, "'parameters' must be an object")
         t0 = time.perf_counter()
-        table = served.codec.from_instances(request["instances"])
-        answer = self._run(served, table)
-        predictions = answer.to_pylist()
+        few = self._few(served, served.codec.instances_columns(request["instances"]))
+        if few is not None:
+            columns, rows = few
+            predictions = [
+                dict(zip(columns, values, strict=True))
+                for values in zip(*columns.values(), strict=True)
+            ]
+        else:
+            table = served.codec.from_instances(request["instances"])
+            predictions = self._run(served, table).to_pylist()
+            rows = table.num_rows
         out = self.dumps(
             {
                 "predictions": predictions,
@@ -248,10 +256,8 @@ class Api:
             }
         )
         if self.log is not None:
-            self.log.maybe(
-                served.name, served.version, table.num_rows, request["instances"], predictions, t0
-            )
-        return 200, out, table.num_rows
+            self.log.maybe(served.name, served.version, rows, request["instances"], predictions, t0)
+        return 200, out, rows
 
     def _infer(
         self, served: ServedModel, body: bytes, header_length: bytes | None
@@ -277,9 +283,14 @@ class Api:
         if binary is not None:
             attach_binary(request["inputs"], binary)
         t0 = time.perf_counter()
-        table = served.codec.from_v2(request["inputs"])
-        answer = self._run(served, table)
-        tensors = served.codec.to_v2(answer, wanted)
+        few = self._few(served, served.codec.v2_columns(request["inputs"]))
+        if few is not None:
+            columns, rows = few
+            tensors = served.codec.to_v2_columns(columns, rows, wanted)
+        else:
+            table = served.codec.from_v2(request["inputs"])
+            tensors = served.codec.to_v2(self._run(served, table), wanted)
+            rows = table.num_rows
         response: dict[str, Any] = {
             "model_name": served.name,
             "model_version": served.version,
@@ -288,13 +299,26 @@ class Api:
         if "id" in request:
             response["id"] = request["id"]
         if self.log is not None:
-            self.log.maybe(
-                served.name, served.version, table.num_rows, request["inputs"], tensors, t0
-            )
+            self.log.maybe(served.name, served.version, rows, request["inputs"], tensors, t0)
         if _binary_output(request):
             raw = encode_binary(tensors)
-            return 200, self.dumps(response), table.num_rows, raw
-        return 200, self.dumps(response), table.num_rows, None
+            return 200, self.dumps(response), rows, raw
+        return 200, self.dumps(response), rows, None
+
+    @staticmethod
+    def _few(
+        served: ServedModel, decoded: tuple[dict[str, list[Any]], int] | None
+    ) -> tuple[dict[str, list[Any]], int] | None:
+        """The answer by the few-row path (``Model.predict_columns``) for a request the codec
+        decoded to columns, with its row count; None: the Arrow path answers (or refuses)."""
+        if decoded is None:
+            return None
+        columns, rows = decoded
+        try:
+            answer = served.model.predict_columns(columns, rows)
+        except KilnError:
+            return None  # predict raises it again, and it is answered as the Arrow path's is
+        return None if answer is None else (answer, rows)
 
     @staticmethod
     def _run(served: ServedModel, table: Any) -> Any:

@@ -8,18 +8,29 @@ too), integers for integer columns (a float only when it is whole), ``true``/``f
 booleans and strings for strings; ``null`` only where the signature says the column is nullable.
 ``NaN`` and ``Infinity`` are not JSON: a body holding them is decoded by the slow path so that the
 error can say where they are.
+
+A request of a few rows (up to ``kiln.model``'s ``FEW_ROWS``) skips Arrow when it can:
+:meth:`Codec.instances_columns` and :meth:`Codec.v2_columns` give its values as one Python list
+per column for ``Model.predict_columns``, and :meth:`Codec.to_v2_columns` encodes that answer.
+They accept only values that the Arrow path takes as they are; for anything else they answer
+None and the request takes the Arrow path, which answers it or names what is wrong: the same
+answers and the same errors either way.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from kiln.model._model import FEW_ROWS
 
 __all__ = [
     "NOT_JSON",
@@ -177,6 +188,34 @@ _ALLOWED: dict[str, set[type]] = {
 }
 
 
+_FLOAT_ONLY = {float}
+_EXACT_INT = 2**53  # Arrow refuses, or numpy rounds, an integer past it for a float64 column
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FEW_ALLOWED: dict[str, set[type]] = {
+    "float": {float, int, _NONE},
+    "int": {int, _NONE},
+    "bool": {bool, _NONE},
+    "string": {str, _NONE},
+}
+_DATATYPES = {
+    "float": _FLOATS | _INTS,
+    "int": _INTS | _FLOATS,
+    "bool": {"BOOL"},
+    "string": {"BYTES"},
+    "other": set(),
+}
+
+
+def _few_type(t: pa.DataType) -> bool:
+    return bool(
+        t == pa.float64()
+        or t == pa.int64()
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+    )
+
+
 def _kind(t: pa.DataType) -> str:
     if pa.types.is_floating(t):
         return "float"
@@ -258,6 +297,12 @@ class Codec:
         self._doubles = [j for j, c in enumerate(self.columns) if c.arrow == pa.float64()]
         self._double_names = [self.names[j] for j in self._doubles]
         self._all_doubles = len(self._doubles) == len(self.columns)
+        # the few-row path (instances_columns, v2_columns): for signatures of float64, int64, bool
+        # and string columns only
+        self.few_rows = all(c.kind in _FEW_ALLOWED and _few_type(c.arrow) for c in self.columns)
+        self._doubles_nullable = all(self.columns[j].nullable for j in self._doubles)
+        self._others = [c for c in self.columns if c.arrow != pa.float64()]
+        self._row_values = operator.itemgetter(*self.names)  # (a tuple when 2+ columns)
 
     # ------------------------------------------------------------------ the fast path
 
@@ -387,10 +432,137 @@ class Codec:
             400, f"instance {row} is {_describe(instances[row])}; every instance must be {kind}"
         )
 
+    # ------------------------------------------------------------------ the few-row path
+    # A request of a few rows can skip Arrow: these give its values as one Python list per
+    # signature column, when every value is one that the Arrow path takes as it is (a number
+    # for a float64 column, an int for an int64 one, a bool, a string, null where allowed), and
+    # None otherwise: the Arrow path then builds the table, or says what is wrong.
+
+    def instances_columns(self, instances: Any) -> tuple[dict[str, list[Any]], int] | None:
+        """``instances`` (as :meth:`from_instances` takes them) as columns, or None."""
+        if not self.few_rows or type(instances) is not list or not 0 < len(instances) <= FEW_ROWS:
+            return None
+        first = instances[0]
+        names, width = self.names, len(self.columns)
+        if type(first) is dict:
+            if not all(type(i) is dict for i in instances):
+                return None
+            try:  # row-major in one pass (a C itemgetter per row), then a (C) slice per column
+                if width > 1:
+                    flat = list(itertools.chain.from_iterable(map(self._row_values, instances)))
+                else:
+                    flat = [i[names[0]] for i in instances]
+            except KeyError:
+                return None
+        elif type(first) is list:
+            if not all(type(i) is list and len(i) == width for i in instances):
+                return None
+            flat = list(itertools.chain.from_iterable(instances))
+        else:
+            return None
+        columns = {name: flat[j::width] for j, name in enumerate(names)}
+        return (columns, len(instances)) if self._accepts(columns, flat) else None
+
+    def v2_columns(self, inputs: Any) -> tuple[dict[str, list[Any]], int] | None:
+        """V2 ``inputs`` (as :meth:`from_v2` takes them) as columns, or None. A request whose
+        structure is wrong raises the same :class:`RequestError` as ``from_v2``."""
+        if not self.few_rows:
+            return None
+        tensors = self._v2_tensors(inputs)
+        rows = tensors[0][1][0]
+        if rows > FEW_ROWS:
+            return None
+        if self._is_matrix(tensors):
+            _, shape, datatype, data = tensors[0]
+            width = len(self.columns)
+            if len(shape) != 2 or shape[1] != width or datatype == "BYTES":
+                return None
+            if not all(datatype in _DATATYPES[c.kind] for c in self.columns):
+                return None
+            columns = {name: data[j::width] for j, name in enumerate(self.names)}
+        else:
+            columns = {}
+            for name, shape, datatype, data in tensors:
+                c = self.by_name.get(name)
+                if (
+                    c is None
+                    or name in columns
+                    or shape[0] != rows
+                    or len(shape) > 2
+                    or (len(shape) == 2 and shape[1] != 1)
+                    or datatype not in _DATATYPES[c.kind]
+                ):
+                    return None
+                columns[name] = data
+            if len(columns) != len(self.columns):
+                return None
+        return (columns, rows) if self._accepts(columns) else None
+
+    def _accepts(self, columns: dict[str, list[Any]], every: list[Any] | None = None) -> bool:
+        """Whether every value is one the Arrow path takes as it is (see above); ``every``: all
+        the values in one list, when the caller has it."""
+        if self._doubles:
+            if every is not None and self._all_doubles:
+                flat = every
+            else:
+                flat = list(
+                    itertools.chain.from_iterable(map(columns.__getitem__, self._double_names))
+                )
+            types = set(map(type, flat))
+            if types != _FLOAT_ONLY:
+                if not types <= _FEW_ALLOWED["float"]:
+                    return False
+                if _NONE in types and not self._doubles_nullable:
+                    return False
+                if int in types and not all(
+                    -_EXACT_INT <= v <= _EXACT_INT for v in flat if type(v) is int
+                ):
+                    return False
+        for c in self._others:
+            values = columns[c.name]
+            types = set(map(type, values))
+            if not types <= _FEW_ALLOWED[c.kind] or (_NONE in types and not c.nullable):
+                return False
+            if c.kind == "int" and not all(
+                _INT64_MIN <= v <= _INT64_MAX for v in values if v is not None
+            ):
+                return False
+        return True
+
+    def to_v2_columns(
+        self, answer: dict[str, list[Any]], rows: int, wanted: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """:meth:`to_v2` for an answer held as Python lists (``Model.predict_columns``)."""
+        result = []
+        for o in self._outputs(wanted):
+            column = answer[o.column]
+            if o.field is None:
+                result.append(
+                    {"name": o.name, "datatype": o.datatype, "shape": [rows], "data": column}
+                )
+                continue
+            key = o.field
+            flat = [s[key] for row in column for s in row]
+            width = len(flat) // rows if rows else 0
+            result.append(
+                {"name": o.name, "datatype": o.datatype, "shape": [rows, width], "data": flat}
+            )
+        return result
+
     # ------------------------------------------------------------------ KServe V2
 
     def from_v2(self, inputs: Any) -> pa.Table:
         """V2 input tensors: one per feature ([n] or [n, 1]), or one [n, features] tensor."""
+        tensors = self._v2_tensors(inputs)
+        if self._is_matrix(tensors):
+            return self._from_matrix(*tensors[0])
+        return self._from_columns(tensors)
+
+    def _is_matrix(self, tensors: list[tuple[str, list[int], str, list[Any]]]) -> bool:
+        return len(tensors) == 1 and tensors[0][0] not in self.by_name and len(self.columns) > 1
+
+    def _v2_tensors(self, inputs: Any) -> list[tuple[str, list[int], str, list[Any]]]:
+        """The tensors' structure checked (names, shapes, datatypes are strings, sizes)."""
         if not isinstance(inputs, list) or not inputs:
             raise RequestError(400, "'inputs' must be a non-empty list of tensors")
         tensors = []
@@ -424,9 +596,7 @@ class Codec:
             tensors.append((name, shape, datatype, data))
         if tensors[0][1][0] == 0:
             raise RequestError(400, f"input {tensors[0][0]!r} has no rows; send one or more")
-        if len(tensors) == 1 and tensors[0][0] not in self.by_name and len(self.columns) > 1:
-            return self._from_matrix(*tensors[0])
-        return self._from_columns(tensors)
+        return tensors
 
     def _from_matrix(self, name: str, shape: list[int], datatype: str, data: list[Any]) -> pa.Table:
         width = len(self.columns)
@@ -513,7 +683,7 @@ class Codec:
                 f"{c.type_name} (send {c.v2})",
             )
 
-    def to_v2(self, answer: pa.Table, wanted: Sequence[str] | None) -> list[dict[str, Any]]:
+    def _outputs(self, wanted: Sequence[str] | None) -> list[_Output]:
         outputs = self.outputs
         if wanted is not None:
             known = {o.name: o for o in outputs}
@@ -524,6 +694,10 @@ class Codec:
                         f"output {w!r} is not one of the model's outputs: " + ", ".join(known),
                     )
             outputs = [known[w] for w in wanted]
+        return outputs
+
+    def to_v2(self, answer: pa.Table, wanted: Sequence[str] | None) -> list[dict[str, Any]]:
+        outputs = self._outputs(wanted)
         n = answer.num_rows
         result = []
         for o in outputs:

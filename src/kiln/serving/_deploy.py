@@ -32,6 +32,8 @@ from kiln.errors import KilnError, ModelNotFoundError, RegistryError
 from kiln.serving._codec import Codec
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from kiln.model import Model
     from kiln.registry import ModelRegistry
     from kiln.workspace import Workspace
@@ -243,7 +245,22 @@ def warm(name: str, version: str, model: Model) -> ServedModel:
             f"its signature: {e}"
         ) from e
     codec.learn_outputs(answer)
+    _warm_few(codec, model, example, answer)
     return ServedModel(name, version, model, codec, f"kiln_{model.trainer.model_type}")
+
+
+def _warm_few(codec: Codec, model: Model, example: pa.Table, answer: pa.Table) -> None:
+    """Warm the few-row path up too (it compiles the transform for rows on its first call), and
+    check it on the example: where it does not give the Arrow path's answer, the model is served
+    by the Arrow path alone."""
+    if not codec.few_rows:
+        return
+    try:
+        few = model.predict_columns(example.to_pydict(), example.num_rows)
+    except KilnError:
+        few = None
+    if few is not None and few != answer.to_pydict():
+        codec.few_rows = False
 
 
 class Deployment:
