@@ -23,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,6 +72,10 @@ Progress = Callable[[str, "IterationInfo"], None]
 """Told ``(model name, iteration)`` for every training iteration of a CREATE MODEL."""
 
 _TEMP_PREFIX = "__kiln_ml_"
+STREAM_BATCH_ROWS = 65_536
+"""Rows per batch read from DuckDB (Model.predict's own chunk size)."""
+_STREAMED = frozenset({"PREDICT", "TRANSFORM"})
+"""ML.* functions that go row by row: their input streams through them in batches."""
 _counter = itertools.count(1)
 
 
@@ -204,9 +210,7 @@ class Connection:
 
     def _arrow(self, expression: exp.Expr) -> pa.Table | None:
         """Run ``expression`` (its ML.* calls computed first) on DuckDB; its rows, or None."""
-        temps: list[str] = []
-        try:
-            expression = self._substitute(expression, temps)
+        with self._prepared(expression) as (expression, temps):
             if (
                 isinstance(expression, exp.Select)
                 and len(temps) == 1
@@ -216,16 +220,61 @@ class Connection:
             sql = self._to_duckdb(expression)
             try:
                 if isinstance(expression, exp.Query):  # SELECT, UNION, WITH ...: rows
-                    return self._db.sql(sql).to_arrow_table()
+                    return self._db.sql(sql).to_arrow_reader(STREAM_BATCH_ROWS).read_all()
                 self._db.execute(sql)  # CREATE TABLE, INSERT, DROP ...: no rows
                 return None
             except duckdb.Error as e:
                 raise _translate(e, sql) from e
+
+    @contextlib.contextmanager
+    def _prepared(self, expression: exp.Expr) -> Iterator[tuple[exp.Expr, list[str]]]:
+        """``expression`` with its ML.* calls computed, and the temporary tables they became
+        (dropped on leaving)."""
+        temps: list[str] = []
+        try:
+            yield self._substitute(expression, temps), temps
         finally:
             for name in temps:
                 self._temps.pop(name, None)
                 with contextlib.suppress(duckdb.Error):
                     self._db.unregister(name)
+
+    def _streamed(
+        self,
+        function: Callable[..., pa.Table],
+        model: SqlModel,
+        query: exp.Expr,
+        settings: dict[str, Any],
+        extra: list[Any],
+    ) -> pa.Table:
+        """A row-by-row function over the rows of ``query`` as DuckDB streams them: batch
+        ``k + 1`` is read on a second thread while batch ``k`` is predicted."""
+        with self._prepared(query) as (query, temps):
+            if not isinstance(query, exp.Query):
+                raise SqlError("the input of an ML function must be a query or TABLE name")
+            if (
+                isinstance(query, exp.Select)
+                and len(temps) == 1
+                and _is_select_star_from(query, temps[0])
+            ):
+                table = self._temps[temps[0]]
+                reader = pa.RecordBatchReader.from_batches(
+                    table.schema, table.to_batches(max_chunksize=STREAM_BATCH_ROWS)
+                )
+                sql = ""
+            else:
+                sql = self._to_duckdb(query)
+                try:
+                    reader = self._db.sql(sql).to_arrow_reader(STREAM_BATCH_ROWS)
+                except duckdb.Error as e:
+                    raise _translate(e, sql) from e
+            outputs = [
+                function(model, pa.Table.from_batches([batch]), settings, extra)
+                for batch in _prefetched(reader, sql)
+            ]
+            if not outputs:  # no rows: the columns all the same
+                outputs = [function(model, reader.schema.empty_table(), settings, extra)]
+        return outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs)
 
     def _substitute(self, expression: exp.Expr, temps: list[str]) -> exp.Expr:
         """``expression`` with each outermost ML.* call replaced by a table DuckDB can read."""
@@ -250,17 +299,21 @@ class Connection:
         function = _function(name)
         model = self._model(ml_model(call))
         source = call.args.get("input")
-        table: pa.Table | None = None
+        query: exp.Expr | None = None
         if isinstance(source, exp.Subquery):
-            table = self._arrow(_with_visible_ctes(source.this, call))
+            query = _with_visible_ctes(source.this, call)
         elif isinstance(source, exp.Table):
-            table = self._arrow(exp.select("*").from_(source.copy()))
+            query = exp.select("*").from_(source.copy())
         elif source is not None:
-            table = self._arrow(_with_visible_ctes(source, call))
-        if source is not None and table is None:
-            raise SqlError(f"ML.{name}: the input of MODEL {model.name} returns no rows")
+            query = _with_visible_ctes(source, call)
+        settings, extra = ml_settings(call), ml_extra(call)
         try:
-            return function(model, table, ml_settings(call), ml_extra(call))
+            if query is not None and name in _STREAMED:
+                return self._streamed(function, model, query, settings, extra)
+            table = None if query is None else self._arrow(query)
+            if query is not None and table is None:
+                raise SqlError(f"ML.{name}: the input of MODEL {model.name} returns no rows")
+            return function(model, table, settings, extra)
         except KilnError:
             raise
         except (ValueError, TypeError, pa.ArrowException) as e:  # a library's complaint
@@ -475,6 +528,50 @@ class Connection:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _prefetched(reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches, the next one read on a second thread while this one is used
+    (DuckDB and Arrow release the GIL while they read); its errors raised here."""
+    handoff: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in reader:
+                while not stop.is_set():
+                    try:
+                        handoff.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: pa.RecordBatch | BaseException | None = None
+        except BaseException as e:  # handed to the consumer, raised there
+            item = e
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=read, name="kiln-sql-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is None:
+                return
+            if isinstance(item, duckdb.Error):
+                raise _translate(item, sql) from item
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _threads() -> int:
