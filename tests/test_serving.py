@@ -820,3 +820,61 @@ def test_a_traffic_split_sticks_each_client_to_a_version(registry_ws: Workspace)
         _error(s.call("GET", "/v2/models/species/versions/3"), 404, "versions 1, 2")
     proc = kiln("serve", "--split", "species=1:x", cwd=registry_ws.root)
     assert_clean_error(proc, "--split", "NAME=VERSION:WEIGHT")
+
+
+def test_a_traffic_split_from_the_registry_tag_follows_the_tag(registry_ws: Workspace) -> None:
+    reg = ModelRegistry(registry_ws)
+    reg.set_tag("species", "traffic_split", "1:50,2:50")
+    registry_ws.close()
+    with serve("species", "--poll", "0.2", cwd=registry_ws.root) as s:
+        assert "species (versions 1: 50%, 2: 50%)" in s.ready_line
+
+        def versions() -> set[str]:
+            out = set()
+            for client in range(30):
+                status, body = s.call(
+                    "POST",
+                    "/v1/models/species:predict",
+                    {"instances": [PENGUIN]},
+                    headers={"X-Client-Id": f"client-{client}"},
+                )
+                assert status == 200, body
+                out.add(body["modelVersionId"])
+            return out
+
+        assert versions() == {"1", "2"}
+        reg.set_tag("species", "traffic_split", "2:100")  # all traffic to version 2
+        registry_ws.close()
+        deadline = time.monotonic() + 20
+        while versions() != {"2"}:
+            assert time.monotonic() < deadline, "the changed tag was not applied"
+            time.sleep(0.2)
+        reg.remove_tag("species", "traffic_split")  # back to the production alias: version 1
+        registry_ws.close()
+        deadline = time.monotonic() + 20
+        while versions() != {"1"}:
+            assert time.monotonic() < deadline, "the removed tag was not applied"
+            time.sleep(0.2)
+
+
+def test_the_prediction_log_stays_within_its_size_bound(tmp_path: Path) -> None:
+    from kiln.serving._predlog import PredictionLog
+
+    log = PredictionLog(
+        tmp_path / "predictions",
+        1.0,
+        dumps=lambda v: json.dumps(v).encode(),
+        max_bytes=20_000,
+        flush_every=50,
+    )
+    for i in range(2_000):  # 40 files of 50 records, each some kilobytes
+        log.maybe("m", "1", 1, [{"x": i, "pad": "p" * 40}], [{"y": i}], time.perf_counter())
+    log.flush()
+    files = sorted((tmp_path / "predictions").glob("predictions-*.parquet"))
+    sizes = [f.stat().st_size for f in files]
+    assert 1 < len(files) < 40  # the oldest went
+    assert sum(sizes) <= 20_000
+    kept = pa.concat_tables([pq.read_table(f) for f in files])
+    xs = sorted(json.loads(v)[0]["x"] for v in kept["inputs"].to_pylist())
+    assert xs[-1] == 1_999  # the newest records stay
+    assert xs == list(range(xs[0], 2_000))  # and what stays is the most recent stretch

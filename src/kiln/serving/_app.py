@@ -193,9 +193,9 @@ class Api:
     def _find(self, rest: str, client_id: bytes | None = None) -> ServedModel:
         name, sep, version = rest.partition("/versions/")
         deployment = self.deployment
-        served = deployment.models.get(name)
+        split = deployment.splits.get(name)  # (a split tag in the registry wins over its alias)
+        served = None if split is not None else deployment.models.get(name)
         if served is None:
-            split = deployment.splits.get(name)
             if split is not None:
                 if not sep:
                     return split.pick(client_id)

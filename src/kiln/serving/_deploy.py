@@ -9,6 +9,9 @@ that has a ``production`` alias is served.
 Traffic split: ``--split NAME=3:90,4:10`` serves versions 3 and 4 of registered model NAME under
 NAME, 90 and 10 percent of the requests. A request's ``X-Client-Id`` header is hashed to pick the
 version, so a client sticks to one; without it the pick is random. The answer names the version.
+The registry can hold the split instead: a model served by its alias whose registered model has
+the tag ``traffic_split`` (``kiln models tag NAME traffic_split 3:90,4:10``) is served split that
+way, and the watching thread applies a changed or removed tag as it applies a moved alias.
 
 Hot swap: a model that follows an alias (or ``latest``) is looked up in the registry every few
 seconds by one background thread; when the alias points at another version, the new version is
@@ -51,6 +54,8 @@ __all__ = [
 
 DEFAULT_ALIAS = "production"
 FOLDER_VERSION = "1"
+SPLIT_TAG = "traffic_split"
+"""The registered model's tag that splits its traffic across versions (``3:90,4:10``)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class SplitSpec:
     weights: tuple[tuple[int, int], ...]
 
 
-def parse_split(text: str) -> SplitSpec:
+def parse_split(text: str, *, what: str = "--split") -> SplitSpec:
     from kiln.registry import check_model_name
 
     name, sep, rest = text.partition("=")
@@ -106,10 +111,10 @@ def parse_split(text: str) -> SplitSpec:
         weights.append((int(version), int(weight)))
     if not weights or sum(w for _, w in weights) <= 0:
         raise KilnError(
-            f"--split {text!r}: write NAME=VERSION:WEIGHT,VERSION:WEIGHT (e.g. churn=3:90,4:10)"
+            f"{what} {text!r}: write NAME=VERSION:WEIGHT,VERSION:WEIGHT (e.g. churn=3:90,4:10)"
         )
     if len({v for v, _ in weights}) != len(weights):
-        raise KilnError(f"--split {text!r}: a version is named twice")
+        raise KilnError(f"{what} {text!r}: a version is named twice")
     return SplitSpec(check_model_name(name.strip()), tuple(weights))
 
 
@@ -283,6 +288,7 @@ class Deployment:
         self.poll_seconds = poll_seconds
         self.on_swap = on_swap
         self.models: dict[str, ServedModel] = {}
+        self._split_tags: dict[str, str] = {}  # served name -> its registry traffic_split tag
         self.on_tick: Callable[[], None] | None = None  # called by the thread each poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -297,13 +303,49 @@ class Deployment:
                 found = registry.get(split.name, version)
                 members.append((warm(split.name, str(version), found.load()), weight))
             self.splits[split.name] = Split(split.name, members)
+        self._follow_split_tags()
+
+    def _follow_split_tags(self) -> None:
+        """Split the models served by their alias whose registered model has a
+        :data:`SPLIT_TAG`; unsplit them when the tag goes. Versions already loaded are reused."""
+        followed = [s for s in self.specs if s.uri is not None and s.alias is not None]
+        if not followed:
+            return
+        registry = _registry(self.workspace, "a traffic_split tag")
+        for spec in followed:
+            tag = registry.model(spec.uri_name).tags.get(SPLIT_TAG, "").strip()
+            if tag == self._split_tags.get(spec.name, ""):
+                continue
+            if not tag:
+                self.splits.pop(spec.name, None)
+                self._split_tags.pop(spec.name, None)
+                _say(f"kiln serve: {spec.name}: tag {SPLIT_TAG} removed; serving its {spec.alias}")
+                continue
+            wanted = parse_split(f"{spec.uri_name}={tag}", what=f"tag {SPLIT_TAG} of")
+            loaded = {m.version: m for m in [self.models[spec.name]]}
+            if spec.name in self.splits:
+                loaded |= self.splits[spec.name].versions
+            members = []
+            for version, weight in wanted.weights:
+                served = loaded.get(str(version))
+                if served is None:
+                    found = registry.get(spec.uri_name, version)
+                    served = warm(spec.name, str(version), found.load())
+                members.append((served, weight))
+            self.splits[spec.name] = split = Split(spec.name, members)  # one assignment
+            self._split_tags[spec.name] = tag
+            _say(f"kiln serve: {split.describe()}, from its {SPLIT_TAG} tag")
 
     def names(self) -> list[str]:
-        return sorted([*self.models, *self.splits])
+        return sorted({*self.models, *self.splits})
 
     def describe(self) -> str:
         """The served models, as the ready line lists them."""
-        parts = [f"{m.name} (version {m.version})" for m in self.models.values()]
+        parts = [
+            f"{m.name} (version {m.version})"
+            for m in self.models.values()
+            if m.name not in self.splits
+        ]
         return ", ".join([*parts, *(s.describe() for s in self.splits.values())])
 
     def start_watching(self) -> None:
@@ -330,6 +372,10 @@ class Deployment:
                     self.on_tick()
                 except (KilnError, OSError) as e:
                     _say(f"kiln serve: {e}")
+            try:
+                self._follow_split_tags()
+            except (KilnError, OSError) as e:
+                _say(f"kiln serve: traffic split unchanged: {e}")
             for spec in followed:
                 assert registry is not None
                 assert spec.alias is not None

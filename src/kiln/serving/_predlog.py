@@ -103,7 +103,9 @@ class PredictionLog:
         return final
 
     def _bound(self) -> None:
-        files = sorted(self.folder.glob("predictions-*.parquet"), key=lambda p: p.stat().st_mtime)
+        files = sorted(
+            self.folder.glob("predictions-*.parquet"), key=lambda p: p.stat().st_mtime_ns
+        )
         total = sum(p.stat().st_size for p in files)
         while files and total > self.max_bytes and len(files) > 1:
             oldest = files.pop(0)
