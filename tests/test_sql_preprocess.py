@@ -497,3 +497,23 @@ def test_rewrite_standalone_gives_duckdb_equivalents() -> None:
 def test_the_function_list() -> None:
     assert len(PREPROCESSING_FUNCTIONS) == 16
     assert {"STANDARD_SCALER", "TF_IDF", "NGRAMS", "HASH_BUCKETIZE"} <= PREPROCESSING_FUNCTIONS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [  # Google's FarmHash Fingerprint64 (the C++ reference, through pyfarmhash 0.5.1)
+        ("", 11160318154034397263),
+        ("a", 12917804110809363939),
+        ("hello", 13009744463427800296),
+        ("abcdefghijklmnop", 6080716761534418621),
+        ("abcdefghijklmnopq", 11394395984755135400),
+        ("x" * 33, 12270365409943098935),
+        ("y" * 64, 4471793200125962424),
+        ("z" * 65, 8299915583762718517),
+        ("The quick brown fox jumps over the lazy dog" * 5, 7867177600520443285),
+    ],
+)
+def test_farm_fingerprint_matches_the_reference_for_every_length_branch(
+    text: str, expected: int
+) -> None:
+    assert farm_fingerprint(text) % 2**64 == expected
