@@ -50,6 +50,18 @@ WHERE
 """
 
 
+# ML.EVALUATE's columns, in BigQuery's order
+REGRESSION_METRICS = [
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+]
+CLASSIFICATION_METRICS = ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"]
+
+
 @pytest.fixture
 def conn(workspace: Workspace) -> Iterator[Connection]:
     with connect(workspace) as c:
@@ -72,14 +84,7 @@ def test_penguins_linear_regression_tutorial(conn: Connection) -> None:
     evaluation = conn.sql("SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`)")
     assert evaluation is not None
     assert evaluation.num_rows == 1
-    assert evaluation.column_names == [
-        "mean_absolute_error",
-        "mean_squared_error",
-        "mean_squared_log_error",
-        "median_absolute_error",
-        "r2_score",
-        "explained_variance",
-    ]
+    assert evaluation.column_names == REGRESSION_METRICS
     assert set(_types(evaluation).values()) == {pa.float64()}
     row = evaluation.to_pylist()[0]
     # 342 rows (< 500): no evaluation split, so BigQuery evaluates on the training rows; the
@@ -252,14 +257,7 @@ def test_census_logistic_regression_tutorial(conn: Connection, tmp_path: Path) -
         "FROM `census.input_data` WHERE dataframe = 'evaluation'))"
     )
     assert evaluation is not None
-    assert evaluation.column_names == [
-        "precision",
-        "recall",
-        "accuracy",
-        "f1_score",
-        "log_loss",
-        "roc_auc",
-    ]
+    assert evaluation.column_names == CLASSIFICATION_METRICS
     row = evaluation.to_pylist()[0]
     # an independent fit of the same data (scikit-learn) sets the bar
     from sklearn.linear_model import LogisticRegression
@@ -621,26 +619,19 @@ def _one_hot(table: pa.Table, columns: list[str]) -> np.ndarray:
         (
             "model_type='boosted_tree_classifier', input_label_cols=['species']",
             "species",
-            ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
+            CLASSIFICATION_METRICS,
         ),
         (
             "model_type='random_forest_regressor', input_label_cols=['body_mass_g'], "
             "num_parallel_tree=20",
             "body_mass_g",
-            [
-                "mean_absolute_error",
-                "mean_squared_error",
-                "mean_squared_log_error",
-                "median_absolute_error",
-                "r2_score",
-                "explained_variance",
-            ],
+            REGRESSION_METRICS,
         ),
         (
             "model_type='dnn_classifier', input_label_cols=['species'], hidden_units=[8], "
             "learn_rate=0.05, max_iterations=30",
             "species",
-            ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
+            CLASSIFICATION_METRICS,
         ),
         (
             "model_type='pca', num_principal_components=2",
@@ -650,14 +641,7 @@ def _one_hot(table: pa.Table, columns: list[str]) -> np.ndarray:
         (
             "model_type='automl_regressor', input_label_cols=['body_mass_g'], budget_hours=0.001",
             "body_mass_g",
-            [
-                "mean_absolute_error",
-                "mean_squared_error",
-                "mean_squared_log_error",
-                "median_absolute_error",
-                "r2_score",
-                "explained_variance",
-            ],
+            REGRESSION_METRICS,
         ),
     ],
 )
