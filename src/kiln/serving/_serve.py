@@ -56,6 +56,28 @@ def _libraries() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     return dumps, orjson.loads
 
 
+def _lean_lightgbm() -> None:
+    """Import LightGBM without its scikit-learn wrappers, which a server never uses (Kiln
+    predicts through LightGBM's Booster): where scikit-learn is installed, LightGBM imports it
+    and SciPy, 0.8 s of a server's start on this machine (``import lightgbm`` 1.45 -> 0.62 s).
+    Only LightGBM's own import is affected, and only when neither is imported yet:
+    scikit-learn imports normally afterwards (a custom trainer that uses it still loads)."""
+    import importlib.util
+
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return
+    if importlib.util.find_spec("lightgbm") is None:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # LightGBM's probe: ImportError
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError:  # a broken install: the model's own load says what is wrong
+        pass
+    finally:
+        if sys.modules.get("sklearn", sys) is None:  # (sys: a stand-in for "absent")
+            del sys.modules["sklearn"]
+
+
 def serve(
     models: Sequence[str],
     options: ServeOptions,
@@ -67,6 +89,7 @@ def serve(
     for var in THREAD_VARS:  # one thread per worker process (before the libraries start)
         os.environ.setdefault(var, "1")
     _libraries()
+    _lean_lightgbm()
     if not 0.0 <= options.log_rate <= 1.0:
         raise KilnError(f"--log-predictions {options.log_rate}: give a rate from 0 to 1")
     if options.workers < 1:
