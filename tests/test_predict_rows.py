@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from kiln.errors import DataError
@@ -35,7 +36,7 @@ from kiln.transform import (
     robust_scale,
     standard_scale,
 )
-from kiln.transform._rows import compile_rows
+from kiln.transform._rows import FloatColumns, compile_rows
 
 N = 240
 CITIES = ["Paris", "Lyon", "Nice", "Lille"]
@@ -173,6 +174,28 @@ def test_each_family_answers_as_the_arrow_path(model: Model) -> None:
             assert fast is not None, batch  # these values are all ones the row plan mirrors
             assert _same(fast, _arrow(model, batch)), batch
             assert _same(model.predict_rows(batch), _arrow(model, batch))
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"),
+    [("linear_reg", "y"), ("logistic_reg", "yes"), ("boosted_tree_classifier", "kind")],
+)
+def test_columns_marked_all_floats_answer_the_same(model_type: str, label: str) -> None:
+    """What kiln serve hands over for a request of numbers (FloatColumns: types checked once)."""
+    numeric = ["x", "z"]
+    table = TABLE.select([*numeric, label]).filter(
+        pc.and_(TABLE["x"].is_valid(), TABLE["z"].is_valid())
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model.fit(table, model_type=model_type, label=label)
+    rows = table.select(numeric).slice(0, 40).to_pylist()
+    columns = _columns(model, rows)
+    assert all(type(v) is float for values in columns.values() for v in values)
+    marked = model.predict_columns(FloatColumns(columns), len(rows))
+    assert marked is not None
+    assert _same(marked, model.predict_columns(dict(columns), len(rows)))
+    assert _same(marked, _arrow(model, rows))
 
 
 def test_many_rows_take_the_arrow_path(model: Model) -> None:

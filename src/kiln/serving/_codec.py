@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from kiln.model._model import FEW_ROWS
+from kiln.transform._rows import FloatColumns
 
 __all__ = [
     "NOT_JSON",
@@ -461,6 +462,8 @@ class Codec:
         else:
             return None
         columns = {name: flat[j::width] for j, name in enumerate(names)}
+        if self._all_doubles and set(map(type, flat)) == _FLOAT_ONLY:  # numbers, checked once
+            return FloatColumns(columns), len(instances)
         return (columns, len(instances)) if self._accepts(columns, flat) else None
 
     def v2_columns(self, inputs: Any) -> tuple[dict[str, list[Any]], int] | None:

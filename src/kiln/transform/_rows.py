@@ -37,7 +37,7 @@ from kiln.transform._ops import MISSING, OPS, FloatArray, Op, State
 if TYPE_CHECKING:
     from kiln.transform._graph import FittedTransform, OneHotFeatures
 
-__all__ = ["RowPlan", "compile_rows"]
+__all__ = ["FloatColumns", "RowPlan", "compile_rows"]
 
 _NONE = type(None)
 _NUMBERS = frozenset({float, int, _NONE})
@@ -52,6 +52,11 @@ _MASK = (1 << 64) - 1
 
 class _Unsure(Exception):
     """Raised inside a plan where it cannot be sure to match the Arrow path."""
+
+
+class FloatColumns(dict[str, list[Any]]):
+    """Columns whose every value the caller has checked is a Python ``float`` (what a request
+    of numbers decodes to): the plan does not check their types again."""
 
 
 class _Work:
@@ -269,7 +274,7 @@ def _passthrough(names: list[str]) -> _Step:
     def step(work: _Work, out: list[_Dense | _Hot | FloatArray]) -> None:
         # all at once when every value is a float (what a request of numbers is)
         flat = list(itertools.chain.from_iterable(map(work.raw.__getitem__, names)))
-        if set(map(type, flat)) == _FLOAT:
+        if isinstance(work.raw, FloatColumns) or set(map(type, flat)) == _FLOAT:
             block = np.array(flat, dtype=np.float64).reshape(len(names), work.n)
             if np.isinf(block).any():
                 raise _Unsure
