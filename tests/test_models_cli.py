@@ -75,6 +75,10 @@ def test_the_registry_from_the_shell(project: Path, model_dir: Path) -> None:
     assert "tagged iris version 2: stage=prod" in _ok(
         project, "tag", "iris", "stage", "prod", "--version", "2"
     )
+    _ok(project, "tag", "iris", "traffic_split", "1:50,2:50")
+    assert "removed tag traffic_split from iris" in _ok(project, "untag", "iris", "traffic_split")
+    gone = kiln("models", "untag", "iris", "traffic_split", cwd=project)
+    assert_clean_error(gone, "has no tag 'traffic_split'")
 
     table = _ok(project)
     [row] = [line for line in table.splitlines() if line.startswith("iris")]

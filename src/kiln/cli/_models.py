@@ -279,3 +279,18 @@ def tag(
     _registry().set_tag(name, key, value, version=version)
     what = f"{name} version {version}" if version is not None else name
     typer.echo(f"tagged {what}: {key}={value}")
+
+
+@models_app.command("untag")
+@_handles_errors
+def untag(
+    name: Annotated[str, typer.Argument(help="A model name.")],
+    key: Annotated[str, typer.Argument(help="Tag key.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Untag this version, not the model.")
+    ] = None,
+) -> None:
+    """Remove tag KEY from the model NAME (or one of its versions)."""
+    _registry().remove_tag(name, key, version=version)
+    what = f"{name} version {version}" if version is not None else name
+    typer.echo(f"removed tag {key} from {what}")
