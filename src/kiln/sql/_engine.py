@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from kiln.model import Model
+    from kiln.sql._options import ResolvedOptions
+    from kiln.sql._train import TrainResult
     from kiln.train import IterationInfo
 
 __all__ = ["WAREHOUSE", "Connection", "StatementResult", "connect"]
@@ -210,13 +212,9 @@ class Connection:
 
     def _arrow(self, expression: exp.Expr) -> pa.Table | None:
         """Run ``expression`` (its ML.* calls computed first) on DuckDB; its rows, or None."""
-        with self._prepared(expression) as (expression, temps):
-            if (
-                isinstance(expression, exp.Select)
-                and len(temps) == 1
-                and _is_select_star_from(expression, temps[0])
-            ):  # SELECT * FROM ML.PREDICT(...): the function's table as is, no copy
-                return self._temps.pop(temps[0])
+        with self._prepared(expression) as (expression, whole):
+            if whole is not None:  # SELECT * FROM ML.PREDICT(...): its table as is, no copy
+                return whole
             sql = self._to_duckdb(expression)
             try:
                 if isinstance(expression, exp.Query):  # SELECT, UNION, WITH ...: rows
@@ -227,12 +225,20 @@ class Connection:
                 raise _translate(e, sql) from e
 
     @contextlib.contextmanager
-    def _prepared(self, expression: exp.Expr) -> Iterator[tuple[exp.Expr, list[str]]]:
-        """``expression`` with its ML.* calls computed, and the temporary tables they became
-        (dropped on leaving)."""
+    def _prepared(self, expression: exp.Expr) -> Iterator[tuple[exp.Expr, pa.Table | None]]:
+        """``expression`` with its ML.* calls computed into temporary tables (dropped on
+        leaving); and, when it is just ``SELECT * FROM`` one ML.* call, that call's table."""
         temps: list[str] = []
         try:
-            yield self._substitute(expression, temps), temps
+            expression = self._substitute(expression, temps)
+            whole = None
+            if (
+                isinstance(expression, exp.Select)
+                and len(temps) == 1
+                and _is_select_star_from(expression, temps[0])
+            ):
+                whole = self._temps[temps[0]]
+            yield expression, whole
         finally:
             for name in temps:
                 self._temps.pop(name, None)
@@ -249,17 +255,12 @@ class Connection:
     ) -> pa.Table:
         """A row-by-row function over the rows of ``query`` as DuckDB streams them: batch
         ``k + 1`` is read on a second thread while batch ``k`` is predicted."""
-        with self._prepared(query) as (query, temps):
+        with self._prepared(query) as (query, whole):
             if not isinstance(query, exp.Query):
                 raise SqlError("the input of an ML function must be a query or TABLE name")
-            if (
-                isinstance(query, exp.Select)
-                and len(temps) == 1
-                and _is_select_star_from(query, temps[0])
-            ):
-                table = self._temps[temps[0]]
+            if whole is not None:
                 reader = pa.RecordBatchReader.from_batches(
-                    table.schema, table.to_batches(max_chunksize=STREAM_BATCH_ROWS)
+                    whole.schema, whole.to_batches(max_chunksize=STREAM_BATCH_ROWS)
                 )
                 sql = ""
             else:
@@ -451,11 +452,11 @@ class Connection:
     def _summaries(
         self,
         statement: CreateModel,
-        resolved: Any,
+        resolved: ResolvedOptions,
         model: Model,
         train_rows: pa.Table,
         eval_rows: pa.Table | None,
-        trained: Any,
+        trained: TrainResult,
     ) -> dict[str, Any]:
         """What the ML.* functions read back: options, feature info, no-data evaluation..."""
         from kiln.sql._ml_eval import training_summary
@@ -472,10 +473,7 @@ class Connection:
             from kiln.sql._ml_inspect import global_explain_summary
 
             info["global_explain"] = global_explain_summary(model, resolved.model_type, train_rows)
-        if model.task in ("clustering", "dimensionality_reduction") or resolved.model_type in (
-            "kmeans",
-            "pca",
-        ):
+        if model.task in ("clustering", "dimensionality_reduction"):  # k-means, PCA
             from kiln.sql._ml_inspect import anomaly_summary
 
             info["anomaly"] = anomaly_summary(model, resolved.model_type, train_rows)
