@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import io
-import json
 import queue
 import subprocess
 import sys
-import threading
-from typing import IO, Any
+from typing import Any
 
-from kiln._workers import worker_env
+from kiln._workers import JsonLinesChild, worker_env
 from kiln.orchestration._pipeline import Plan, Step
 from kiln.orchestration._run import RunSession, Task, default_workers
 from kiln.orchestration._worker import execute_task
@@ -36,34 +33,23 @@ class Runner(abc.ABC):
         """Execute ``plan``'s steps, stopping cleanly after the first failure."""
 
 
-class _Worker:
+class _Worker(JsonLinesChild):
+    """A step-running worker process; its answers (and, should it die while running a step,
+    that step's failure) go on the runner's results queue."""
+
     def __init__(self, results: queue.Queue[tuple[_Worker, dict[str, Any]]]) -> None:
-        env = worker_env()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiln.orchestration._worker_main"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
         self.task: str | None = None
         self._results = results
-        assert self.proc.stdin is not None
-        self._stdin: IO[str] = io.TextIOWrapper(
-            self.proc.stdin, encoding="utf-8", line_buffering=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(["-m", "kiln.orchestration._worker_main"], env=worker_env())
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with io.TextIOWrapper(self.proc.stdout, encoding="utf-8") as stream:
-            for line in stream:
-                self._results.put((self, json.loads(line)))
-        self._report_death()
+    def on_message(self, message: dict[str, Any]) -> None:
+        self._results.put((self, message))
 
-    def _report_death(self) -> None:
+    def on_exit(self, code: int) -> None:
+        self._report_death(code)
+
+    def _report_death(self, code: int) -> None:
         """Fail the step this worker was running, if any, once it is known to be dead."""
-        code = self.proc.wait()
         if self.task is not None:
             message = (
                 f"the worker process running this step exited with code {code} "
@@ -75,22 +61,10 @@ class _Worker:
     def send(self, task_id: str, payload: dict[str, Any]) -> None:
         self.task = task_id
         try:
-            self._stdin.write(json.dumps({**payload, "task": task_id}) + "\n")
+            self.write({**payload, "task": task_id})
         except OSError:  # it died between steps
             self.kill()
-            self._report_death()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stdin.close()
-
-    def join(self) -> None:
-        """Wait for the reader thread, which closes the worker's output stream at its end."""
-        self._reader.join(timeout=10)
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
+            self._report_death(self.proc.wait())
 
 
 class LocalRunner(Runner):

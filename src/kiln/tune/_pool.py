@@ -9,18 +9,15 @@ follows in the tuner's own process. Workers run numeric libraries on one thread 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import queue
 import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 
-from kiln._workers import worker_env
+from kiln._workers import JsonLinesChild, worker_env
 from kiln.tune._trial import TrialData
 
 __all__ = ["Worker", "WorkerPool", "write_data"]
@@ -55,41 +52,30 @@ def write_data(data: TrialData, folder: Path) -> Path:
     return path
 
 
-class Worker:
+class Worker(JsonLinesChild):
     """One worker process; its reader thread puts each message (and, at its end, ``{"died":
     exit code}``) on the pool's queue."""
 
     def __init__(self, spec: Path, log: Path, events: Events) -> None:
-        env = worker_env(force_one_thread=True)  # one trial per core, never oversubscribed
         self.log = log
-        with open(log, "ab") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kiln.tune._worker", str(spec)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env=env,
-            )
         self.trial: int | None = None
         self._events = events
-        assert self.proc.stdin is not None
-        self._stdin: IO[str] = io.TextIOWrapper(
-            self.proc.stdin, encoding="utf-8", line_buffering=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        with open(log, "ab") as stderr:
+            super().__init__(
+                ["-m", "kiln.tune._worker", str(spec)],
+                env=worker_env(force_one_thread=True),  # one trial per core, never oversubscribed
+                stderr=stderr,
+            )
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with io.TextIOWrapper(self.proc.stdout, encoding="utf-8") as stream:
-            for line in stream:
-                if line.strip():
-                    self._events.put((self, json.loads(line)))
-        self._events.put((self, {"died": self.proc.wait()}))
+    def on_message(self, message: dict[str, Any]) -> None:
+        self._events.put((self, message))
+
+    def on_exit(self, code: int) -> None:
+        self._events.put((self, {"died": code}))
 
     def send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # it died: its reader reports that
-            self._stdin.write(json.dumps(message) + "\n")
+            self.write(message)
 
     def stderr_tail(self, chars: int = 2000) -> str:
         try:
@@ -98,20 +84,15 @@ class Worker:
             return ""
         return text[-chars:].strip()
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stdin.close()
-
     def stop(self) -> None:
         """Close its input (it exits after the trial it runs), then wait; kill if it hangs."""
         self.close()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                self.proc.kill()
+            self.kill()
             self.proc.wait()
-        self._reader.join(timeout=10)
+        self.join()
 
 
 class WorkerPool:
