@@ -291,7 +291,7 @@ def _check_columns(
 
 def _prediction_names(model: Model) -> list[str]:
     """The columns Model.predict returns, known before predicting (for the name-clash check)."""
-    name = f"predicted_{model.label}" if model.label else "predicted"
+    name = model.prediction_column
     if model.task == "regression":
         return [name]
     if model.task == "classification":

@@ -89,7 +89,7 @@ def explain(
         raise DataError("the table to explain has no rows")
     inputs = [c["name"] for c in model.signature]
     names = [*inputs, BASELINE, PREDICTION]
-    predicted = f"predicted_{model.label}" if model.label else "predicted"
+    predicted = model.prediction_column
     if model.task == "classification":
         names.append(predicted)
     clash = sorted({n for n in names if names.count(n) > 1})

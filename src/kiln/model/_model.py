@@ -271,12 +271,14 @@ class Model:
         return np.asarray(result, dtype=np.float64)
 
     @property
-    def _name(self) -> str:
+    def prediction_column(self) -> str:
+        """The name of the predicted value's column: ``predicted_<label>`` (BigQuery ML's
+        name), ``predicted`` for a model without a label; classifiers add ``<it>_probs``."""
         return f"predicted_{self.label}" if self.label else "predicted"
 
     def _answer(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> pa.Table:
         out: dict[str, Any] = {}
-        name = self._name
+        name = self.prediction_column
         if self.task == "regression":
             out[name] = pa.array(values)
         elif self.task == "classification":
@@ -355,7 +357,7 @@ class Model:
 
     def _answer_lists(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> dict[str, list[Any]]:
         """What ``_answer(values).to_pydict()`` gives, built from Python lists."""
-        name = self._name
+        name = self.prediction_column
         if self.task == "regression":
             return {name: values.tolist()}
         if self.task == "classification":

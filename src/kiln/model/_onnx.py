@@ -464,7 +464,7 @@ def _build(onnx: Any, model: Model, opset: int) -> onnx.ModelProto:
         if len(features.blocks) == 1
         else g.op("Concat", [t for t, _ in features.blocks], "X", axis=1)
     )
-    name = f"predicted_{model.label}" if model.label else "predicted"
+    name = model.prediction_column
     # exact types: a subclass (a custom trainer) may predict otherwise
     if type(trainer) is LinearRegTrainer:
         _check_width(mt, width, np.asarray(trainer.coef_).shape[0])

@@ -244,7 +244,7 @@ def _model_predict(model: SqlModel, function: str, table: pa.Table) -> pa.Table:
 
 def _positive_probability(model: Model, predictions: pa.Table) -> FloatArray:
     """The positive class's probability per row, from ``predicted_<label>_probs``."""
-    column = predictions[f"predicted_{model.label}_probs"]
+    column = predictions[f"{model.prediction_column}_probs"]
     k = len(_classes(model))
     parts = [
         np.asarray(
@@ -258,7 +258,7 @@ def _positive_probability(model: Model, predictions: pa.Table) -> FloatArray:
 
 
 def _probability_matrix(model: Model, predictions: pa.Table) -> FloatArray:
-    column = predictions[f"predicted_{model.label}_probs"].combine_chunks()
+    column = predictions[f"{model.prediction_column}_probs"].combine_chunks()
     k = len(_classes(model))
     probs = pc.struct_field(pc.list_flatten(column), "prob").to_numpy(zero_copy_only=False)
     return np.asarray(probs, dtype=np.float64).reshape(len(predictions), k)
@@ -271,7 +271,7 @@ def _above(probability: FloatArray, threshold: float) -> np.ndarray[Any, np.dtyp
 
 def _thresholded(model: Model, predictions: pa.Table, threshold: float) -> pa.Table:
     """``predictions`` with the predicted label of a binary model re-cut at ``threshold``."""
-    name = f"predicted_{model.label}"
+    name = model.prediction_column
     positive = _above(_positive_probability(model, predictions), threshold)
     labels = pa.array(_classes(model), type=predictions.schema.field(name).type)
     column = labels.take(pa.array(positive.astype(np.int64)))
@@ -374,7 +374,7 @@ def _evaluate_rows(model: SqlModel, table: pa.Table, threshold: float) -> list[d
     truth = _truth(table, inner.label)
     try:
         if task == "regression":
-            values = predictions[f"predicted_{inner.label}"].to_numpy()
+            values = predictions[inner.prediction_column].to_numpy()
             metrics = regression_metrics(np.asarray(truth, dtype=np.float64), values)
             return [{name: _number(metrics.get(name)) for name in REGRESSION_METRICS}]
         classes = _classes(inner)
@@ -495,7 +495,7 @@ def _predicted_labels(model: SqlModel, table: pa.Table, threshold: float) -> pa.
     predictions = _model_predict(model, "CONFUSION_MATRIX", table)
     if _is_binary(inner) and threshold != 0.5:
         predictions = _thresholded(inner, predictions, threshold)
-    column: pa.ChunkedArray = predictions[f"predicted_{inner.label}"]
+    column: pa.ChunkedArray = predictions[inner.prediction_column]
     return column
 
 

@@ -528,7 +528,7 @@ def ml_explain_predict(
     ex = _attributions(m, table, threshold=threshold)
     assert isinstance(ex, _Explained)
     inputs = [c["name"] for c in m.signature]
-    label = f"predicted_{m.label}" if m.label else "predicted"
+    label = m.prediction_column
     out: dict[str, Any] = {}
     if ex.cls is not None and ex.proba is not None:
         classes = m._class_labels
