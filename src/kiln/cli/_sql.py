@@ -321,21 +321,20 @@ def _csv(table: pa.Table) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(table.column_names)
     for row in table.to_pylist():
-        writer.writerow(
-            [
-                ""
-                if v is None
-                else json.dumps(v, default=_json, ensure_ascii=False)
-                if isinstance(v, list | dict)
-                else _json(v)
-                if isinstance(v, dt.date | dt.datetime | dt.time | bytes | decimal.Decimal)
-                else repr(v)
-                if isinstance(v, float)
-                else v
-                for v in row.values()
-            ]
-        )
+        writer.writerow([_csv_cell(v) for v in row.values()])
     return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=_json, ensure_ascii=False)
+    if isinstance(value, dt.date | dt.datetime | dt.time | bytes | decimal.Decimal):
+        return _json(value)
+    if isinstance(value, float):
+        return repr(value)  # every digit (str would too; repr says so)
+    return value
 
 
 def _finite(value: Any) -> Any:

@@ -322,7 +322,8 @@ class Deployment:
                 _say(f"kiln serve: {spec.name}: tag {SPLIT_TAG} removed; serving its {spec.alias}")
                 continue
             wanted = parse_split(f"{spec.uri_name}={tag}", what=f"tag {SPLIT_TAG} of")
-            loaded = {m.version: m for m in [self.models[spec.name]]}
+            current = self.models[spec.name]
+            loaded = {current.version: current}
             if spec.name in self.splits:
                 loaded |= self.splits[spec.name].versions
             members = []

@@ -21,6 +21,7 @@ like BigQuery's (``Not found: Table ds.t``, ``Unrecognized name: x``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import queue
@@ -580,12 +581,18 @@ def _threads() -> int:
         return 1
 
 
-def _function(name: str) -> Callable[..., pa.Table]:
+@functools.cache
+def _functions() -> dict[str, Callable[..., pa.Table]]:
+    """Every ML.* table function by its name after ``ML.`` (imported on first use)."""
     from kiln.sql._ml_eval import FUNCTIONS as EVAL
     from kiln.sql._ml_inspect import FUNCTIONS as INSPECT
     from kiln.sql._preprocess import ml_transform
 
-    functions: dict[str, Callable[..., pa.Table]] = {**EVAL, **INSPECT, "TRANSFORM": ml_transform}
+    return {**EVAL, **INSPECT, "TRANSFORM": ml_transform}
+
+
+def _function(name: str) -> Callable[..., pa.Table]:
+    functions = _functions()
     function = functions.get(name)
     if function is None:
         known = ", ".join(f"ML.{n}" for n in sorted(functions))
