@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pyarrow as pa
 
+from kiln._threads import blas_threads
 from kiln._version import __version__
 from kiln.errors import DataError, KilnError, ModelFormatError, TrainingError
 from kiln.train import Trainer, get_trainer
@@ -240,16 +241,20 @@ class Model:
         """Validate, transform, predict, post-process: the path every prediction takes.
 
         Large tables go through in chunks of :data:`PREDICT_CHUNK_ROWS`: the features of one
-        chunk stay in the CPU's cache, and memory stays flat however many rows come in."""
+        chunk stay in the CPU's cache, and memory stays flat however many rows come in. NumPy's
+        BLAS computes on ``KILN_THREADS`` threads (1 unless set; see :mod:`kiln._threads`)."""
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         self._validate(table)
-        if table.num_rows <= PREDICT_CHUNK_ROWS:
+        if table.num_rows <= FEW_ROWS:
             return self._predict(table)
-        return pa.concat_tables(
-            self._predict(table.slice(start, PREDICT_CHUNK_ROWS))
-            for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS)
-        )
+        with blas_threads():
+            if table.num_rows <= PREDICT_CHUNK_ROWS:
+                return self._predict(table)
+            return pa.concat_tables(
+                self._predict(table.slice(start, PREDICT_CHUNK_ROWS))
+                for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS)
+            )
 
     def _predict(self, table: pa.Table) -> pa.Table:
         X: Any

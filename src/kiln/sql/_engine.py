@@ -24,11 +24,9 @@ import contextlib
 import functools
 import itertools
 import os
-import queue
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from kiln._threads import kiln_threads, prefetched
 from kiln.errors import KilnError, ModelNotFoundError, SqlError, VersionInUseError
 from kiln.registry import ModelRegistry
 from kiln.sql._model import SqlModel
@@ -124,7 +123,7 @@ class Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         try:
-            self._db = duckdb.connect(str(path), config={"threads": _threads()})
+            self._db = duckdb.connect(str(path), config={"threads": kiln_threads()})
         except duckdb.IOException as e:
             raise SqlError(
                 f"cannot open the warehouse {path}: {_first_line(e)}. Another process may hold "
@@ -531,54 +530,11 @@ class Connection:
 
 def _prefetched(reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
     """``reader``'s batches, the next one read on a second thread while this one is used
-    (DuckDB and Arrow release the GIL while they read); its errors raised here."""
-    handoff: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for batch in reader:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            item: pa.RecordBatch | BaseException | None = None
-        except BaseException as e:  # handed to the consumer, raised there
-            item = e
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    thread = threading.Thread(target=read, name="kiln-sql-read", daemon=True)
-    thread.start()
+    (DuckDB and Arrow release the GIL while they read); DuckDB's errors translated."""
     try:
-        while True:
-            item = handoff.get()
-            if item is None:
-                return
-            if isinstance(item, duckdb.Error):
-                raise _translate(item, sql) from item
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _threads() -> int:
-    """DuckDB's threads: KILN_THREADS, else 1 (two shared cores; see the README)."""
-    try:
-        return max(1, int(os.environ.get("KILN_THREADS", "1")))
-    except ValueError:
-        return 1
+        yield from prefetched(reader, name="kiln-sql-read")
+    except duckdb.Error as e:
+        raise _translate(e, sql) from e
 
 
 @functools.cache
