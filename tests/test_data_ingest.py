@@ -352,3 +352,44 @@ def test_streaming_a_folder_whose_later_file_lacks_a_column_gives_nulls(tmp_path
     assert pa.Table.from_batches(list(both)).to_pylist() == [
         {"b": r["b"], "a": r["a"]} for r in expected
     ]
+
+
+def test_iter_batches_reads_small_dictionary_strings_as_dictionaries(tmp_path: Path) -> None:
+    """``dictionary=`` columns that Parquet stores with a small dictionary come as dictionary
+    arrays; a column whose dictionary Arrow's writer gave up on (over 1 MiB) and a column that is
+    not text stay as they are; the values are the same either way, and every batch, including
+    those of a later file that lacks a column, has one schema."""
+    n = 60_000
+    table = pa.table(
+        {
+            "colour": pa.array(["red", "green", None, "blue"] * (n // 4)),
+            "serial": pa.array([f"serial-number-{i:012d}" for i in range(n)]),
+            "x": pa.array(range(n), pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "0.parquet")
+    pq.write_table(table.slice(0, 10).drop_columns(["colour"]), tmp_path / "1.parquet")
+    batches = list(
+        iter_batches(tmp_path, batch_size=25_000, dictionary=["colour", "serial", "x", "nope"])
+    )
+    assert {b.schema for b in batches} == {
+        pa.schema(
+            [
+                ("colour", pa.dictionary(pa.int32(), pa.string())),
+                ("serial", pa.string()),
+                ("x", pa.int64()),
+            ]
+        )
+    }
+    read = pa.Table.from_batches(batches)
+    assert read.column("colour").cast(pa.string()).to_pylist() == (
+        table.column("colour").to_pylist() + [None] * 10
+    )
+    assert read.column("serial").to_pylist() == (
+        table.column("serial").to_pylist() + table.column("serial").to_pylist()[:10]
+    )
+    # without dictionary=, plain strings as before; CSV ignores it
+    assert pa.types.is_string(next(iter_batches(tmp_path / "0.parquet")).schema.field(0).type)
+    table.slice(0, 100).to_pandas().to_csv(tmp_path / "c.csv", index=False)
+    csv = next(iter_batches(tmp_path / "c.csv", dictionary=["colour"]))
+    assert pa.types.is_string(csv.schema.field("colour").type)

@@ -7,7 +7,8 @@
 The input is streamed in batches of ``batch_size`` rows (:func:`kiln.data.iter_batches` for
 Parquet, CSV and Arrow files and folders; :func:`pyarrow.json.open_json` block by block for JSON
 Lines, which ``iter_batches`` would read whole), each batch goes through :meth:`Model.predict` (the
-one prediction path) and is appended to the output. Memory stays flat: one batch in flight.
+one prediction path) and is appended to the output. Memory stays flat: at most five batches in
+flight (one being read, one predicted, one written, and one waiting between each two stages).
 
 Choices, and why:
 
@@ -29,12 +30,20 @@ Choices, and why:
   Parquet output is Snappy-compressed with dictionary encoding for all but floating-point
   columns: a million distinct probabilities only make the writer try a dictionary and drop it
   (writing 1,000,000 classifier predictions: 0.31 s -> 0.15 s).
-* **One thread.** A reader thread that decodes the next batch while this one is predicted was
-  measured against the plain loop (``bench/batch_predict.py``'s data, 1,000,000 rows, rounds
-  taken in turn, on the 2 shared cores), twice: ``boosted_tree_regressor`` 1.96 s with the
-  thread against 1.47 s without, then 1.37 s against 1.30 s; ``logistic_reg`` 1.41 s against
-  1.42 s. Arrow already decodes Parquet on its own thread pool and the machine's other core is
-  rarely idle, so the thread only added contention: the loop stays plain (read, predict, write).
+* **Categories stay codes.** The model's string inputs are read as dictionary arrays where
+  Parquet stores them with a small dictionary (:func:`kiln.data.iter_batches`' ``dictionary=``):
+  the strings are never spelled out per row, and the model looks each category up once per
+  dictionary entry. On the benchmark's 8 string columns: reading 0.19 s -> 0.11 s, the
+  ``logistic_reg`` transform and prediction 0.42 s -> 0.31 s (1,000,000 rows).
+* **Read, predict and write overlap.** The next batch is read on one thread
+  (:func:`kiln._threads.prefetched`) and the last one written on another
+  (:class:`kiln._threads.Drain`) while this one is predicted; Arrow and the estimators release
+  the GIL, so on two cores the slowest stage sets the pace. With NumPy's BLAS held to one
+  thread (:meth:`Model.predict` does so), ``bench/batch_predict.py`` went from 0.75x to 0.97x of
+  in-memory ``Model.predict`` for ``boosted_tree_regressor`` and from 0.44x to 0.78x for
+  ``logistic_reg``, whose prediction is as cheap as reading and writing its rows. (Measured in
+  an earlier version without the BLAS limit, a reader thread only added contention: BLAS took
+  both cores for every matrix product.)
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from kiln._threads import Drain, prefetched
 from kiln.errors import DataError
 
 if TYPE_CHECKING:
@@ -102,7 +112,7 @@ def predict_batches(
     :func:`kiln.data.read_table` takes). ``format`` is one of :data:`PREDICTION_FORMATS` (default:
     from ``output``'s extension). ``keep`` names input columns copied to the output ahead of the
     predictions (an id, say). ``progress`` is called after each batch with the number of rows
-    written so far. An existing ``output`` is refused unless ``overwrite``.
+    predicted so far. An existing ``output`` is refused unless ``overwrite``.
 
     The output is complete or absent: see the module's notes. Raises
     :class:`~kiln.errors.DataError` naming the file, column and row for anything wrong.
@@ -128,7 +138,10 @@ def predict_batches(
 
     features = [str(c["name"]) for c in model.signature]
     needed = kept + [c for c in features if c not in kept]
-    batches = _batches(source, batch_size, needed)
+    categories = [
+        str(c["name"]) for c in model.signature if c["type"] == "string" and c["name"] not in kept
+    ]
+    batches = _batches(source, batch_size, needed, categories)
     try:
         first = next(batches, None)
     except DataError:
@@ -153,21 +166,26 @@ def predict_batches(
         with os.fdopen(fd, "wb") as sink:
             writer = _Writer(fmt, sink)
             try:
-                for batch in _chain(first, batches, source):
-                    selected = batch.select(needed)
-                    predictions = _predict(model, selected, rows, source)
-                    writer.write(
-                        pa.Table.from_arrays(
-                            [
-                                *(pa.chunked_array([selected.column(k)]) for k in kept),
-                                *predictions.columns,
-                            ],
-                            names=[*kept, *predictions.column_names],
+                stream = prefetched(_chain(first, batches, source), name="kiln-predict-read")
+                with (
+                    contextlib.closing(stream),
+                    Drain(writer.write, name="kiln-predict-write") as drain,
+                ):
+                    for batch in stream:
+                        selected = batch.select(needed)
+                        predictions = _predict(model, selected, rows, source)
+                        drain.put(
+                            pa.Table.from_arrays(
+                                [
+                                    *(pa.chunked_array([selected.column(k)]) for k in kept),
+                                    *predictions.columns,
+                                ],
+                                names=[*kept, *predictions.column_names],
+                            )
                         )
-                    )
-                    rows += batch.num_rows
-                    if progress is not None:
-                        progress(rows)
+                        rows += batch.num_rows
+                        if progress is not None:
+                            progress(rows)
             except BaseException:
                 writer.abort()
                 raise
@@ -183,15 +201,19 @@ def predict_batches(
 
 
 def _batches(
-    source: str | os.PathLike[str], batch_size: int, columns: Sequence[str] | None
+    source: str | os.PathLike[str],
+    batch_size: int,
+    columns: Sequence[str] | None,
+    dictionary: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
-    """The input's batches; only ``columns`` (all when None) where the format can skip others."""
+    """The input's batches; only ``columns`` (all when None) where the format can skip others,
+    the ``dictionary`` ones as dictionary arrays where Parquet has them so."""
     jsonl = _jsonl_files(source)
     if jsonl:
         return _jsonl_batches(jsonl, batch_size)
     from kiln.data import iter_batches
 
-    return iter_batches(source, batch_size=batch_size, columns=columns)
+    return iter_batches(source, batch_size=batch_size, columns=columns, dictionary=dictionary)
 
 
 def _jsonl_files(source: str | os.PathLike[str]) -> list[Path]:

@@ -198,18 +198,15 @@ class Context:
                 or pa.types.is_large_string(col.type.value_type)
             )
         ):
+            missing = float(vocab.index(MISSING)) if MISSING in vocab else np.nan
             parts = []
             for chunk in col.chunks:
-                per_entry = _codes(chunk.dictionary, vocab)
+                # one gather per chunk: a null index points one past the dictionary, at MISSING
+                per_entry = np.append(_codes(chunk.dictionary, vocab), missing)
                 indices = chunk.indices
-                valid = np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-                part = np.full(
-                    len(chunk), float(vocab.index(MISSING)) if MISSING in vocab else np.nan
-                )
-                part[valid] = per_entry[
-                    np.asarray(indices.to_numpy(zero_copy_only=False))[valid].astype(np.intp)
-                ]
-                parts.append(part)
+                if indices.null_count:
+                    indices = pc.fill_null(indices, len(chunk.dictionary))
+                parts.append(per_entry[indices.to_numpy(zero_copy_only=False)])
             return np.concatenate(parts) if parts else np.zeros(0)
         return _codes(self.strings(name, fill=False), vocab)
 
