@@ -715,11 +715,13 @@ def _codes(values: pa.ChunkedArray | pa.Array, vocab: list[str]) -> FloatArray:
     """Index of each value in ``vocab`` (float64), NaN where it is not there; a null value is
     :data:`MISSING` (its index when ``vocab`` has it)."""
     idx = pc.index_in(values, value_set=pa.array(vocab, pa.string()))
-    codes = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.float64)
     if values.null_count and MISSING in vocab:
-        codes[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = (
-            vocab.index(MISSING)
-        )
+        idx = pc.if_else(values.is_null(), pa.scalar(vocab.index(MISSING), idx.type), idx)
+    if not idx.null_count:
+        return np.asarray(idx.to_numpy(), dtype=np.float64)
+    # not found: NaN (a -1 then a masked write: 3x faster than Arrow's cast with nulls)
+    codes = np.asarray(pc.fill_null(idx, -1).to_numpy(), dtype=np.float64)
+    codes[codes < 0] = np.nan
     return codes
 
 
