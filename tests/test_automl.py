@@ -209,3 +209,27 @@ def test_kiln_automl_command(tmp_path: Path) -> None:
     assert_clean_error(
         kiln("automl", str(tmp_path / "nope.csv"), "--target", "y", cwd=tmp_path), "nope.csv"
     )
+
+
+def test_large_data_also_tries_fewer_bigger_trees(
+    penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From LARGE_ROWS training rows the plan holds the big-tree presets (255 and 1,023 leaves)
+    instead of the small-data ones; below it, the small-data ones. (The threshold is lowered to
+    penguins' size here: what changes is the plan, not the data it runs on.)"""
+    import kiln.automl._automl as automl
+
+    def leaves(result: Any) -> set[int]:
+        """The planned candidates' leaves (baseline, defaults, two presets), not the search's."""
+        rows = result.leaderboard.to_pylist()
+        planned = [json.loads(r["settings"]) for r in rows if r["candidate"] <= 3]
+        return {int(s["num_leaves"]) for s in planned if "num_leaves" in s}
+
+    options = {"time_budget": 6, "exclude": ["dnn", "random_forest", "linear"], "seed": 0}
+    small = _fit(penguins, "species", **options)
+    assert {64, 128} <= leaves(small)
+    assert not {255, 1023} & leaves(small)
+    monkeypatch.setattr(automl, "LARGE_ROWS", 100)
+    large = _fit(penguins, "species", **options)
+    assert {255, 1023} <= leaves(large)
+    assert not {64, 128} & leaves(large)

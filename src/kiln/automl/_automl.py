@@ -8,8 +8,9 @@ What it does, in order (the clock starts when :func:`fit` is called):
    10 % beyond 100,000 rows). Each family's automatic preprocessing is fitted once.
 2. Trains candidates cheapest first, as FLAML does: a small boosted-tree baseline (always, even
    when the budget is already spent: never nothing), LightGBM's own defaults, a linear model,
-   a random forest, two larger boosted-tree presets, a DNN when PyTorch is installed and the
-   budget allows, then Optuna's TPE over the boosted trees' settings until the budget is spent.
+   a random forest, two larger boosted-tree presets (from :data:`LARGE_ROWS` rows, fewer and
+   bigger trees), a DNN when PyTorch is installed and the budget allows, then Optuna's TPE over
+   the boosted trees' settings until the budget is spent.
    Boosted trees stop early on the validation loss (``early_stop_rounds``) and keep their best
    iteration. A trial that would run past its share of the time is stopped from the trainers'
    iteration listener and recorded as ``timeout``.
@@ -65,6 +66,10 @@ MAX_ROUNDS = 1_000
 """Boosting rounds a candidate may grow before early stopping (50 rounds without progress): with
 the learning rate at least :data:`MIN_LEARN_RATE`, more rounds cost prediction time for little."""
 MIN_LEARN_RATE = 0.02
+LARGE_ROWS = 100_000
+"""From this many training rows, boosted trees are also tried big (255 and 1,023 leaves), and
+the search goes up to 1,024 leaves: fewer, larger trees fit as well in less time and predict
+faster."""
 MAX_MEMBERS = 3
 """An ensemble has at most this many distinct members: each one is paid for at every prediction."""
 ENSEMBLE_TOLERANCE = 1e-4
@@ -483,7 +488,34 @@ class _Search:
                     "seed": self.seed,
                 },
             )
-        if "boosted_tree" not in self.exclude:
+        if "boosted_tree" not in self.exclude and self.n >= LARGE_ROWS:
+            # Large data: a few big trees. On flights' 262,000 rows (one thread), 255 leaves at
+            # learn rate 0.1 stopped at 201 rounds in 5.6 s with test ROC AUC 0.8019, and 1,023
+            # leaves at 0.05 at 125 rounds in 8.8 s with 0.8045, where LightGBM's defaults ran
+            # 939 rounds in 13.8 s for 0.7965, predicting 2.3x and 1.5x slower than these.
+            yield (
+                "boosted_tree",
+                {
+                    **gbm,
+                    "learn_rate": 0.1,
+                    "num_leaves": 255,
+                    "min_data_in_leaf": 20,
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
+                },
+            )
+            yield (
+                "boosted_tree",
+                {
+                    **gbm,
+                    "learn_rate": 0.05,
+                    "num_leaves": 1023,
+                    "min_data_in_leaf": 50,
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
+                },
+            )
+        elif "boosted_tree" not in self.exclude:
             yield (
                 "boosted_tree",
                 {
@@ -524,6 +556,11 @@ class _Search:
                 },
             )
 
+    @property
+    def _max_leaves(self) -> int:
+        """The most leaves the search gives a tree: 1,024 on large data (see ``_plan``)."""
+        return 1024 if self.n >= LARGE_ROWS else 256
+
     def _tpe_settings(self, trial: Any) -> dict[str, Any]:
         return {
             "max_tree_depth": 16,
@@ -533,7 +570,7 @@ class _Search:
             "max_iterations": MAX_ROUNDS,
             "early_stop_rounds": 50,
             "learn_rate": trial.suggest_float("learn_rate", MIN_LEARN_RATE, 0.3, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, self._max_leaves, log=True),
             "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 2, 128, log=True),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
             "subsample": trial.suggest_float("subsample", 0.5, 1.0),
@@ -745,7 +782,7 @@ class _Search:
         )
         dists = {
             "learn_rate": optuna.distributions.FloatDistribution(MIN_LEARN_RATE, 0.3, log=True),
-            "num_leaves": optuna.distributions.IntDistribution(4, 256, log=True),
+            "num_leaves": optuna.distributions.IntDistribution(4, self._max_leaves, log=True),
             "min_data_in_leaf": optuna.distributions.IntDistribution(2, 128, log=True),
             "colsample_bytree": optuna.distributions.FloatDistribution(0.4, 1.0),
             "subsample": optuna.distributions.FloatDistribution(0.5, 1.0),
