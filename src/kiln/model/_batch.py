@@ -40,7 +40,7 @@ Choices, and why:
   (:class:`kiln._threads.Drain`) while this one is predicted; Arrow and the estimators release
   the GIL, so on two cores the slowest stage sets the pace. With NumPy's BLAS held to one
   thread (:meth:`Model.predict` does so), ``bench/batch_predict.py`` went from 0.75x to 0.97x of
-  in-memory ``Model.predict`` for ``boosted_tree_regressor`` and from 0.44x to 0.78x for
+  in-memory ``Model.predict`` for ``boosted_tree_regressor`` and from 0.44x to 0.83x for
   ``logistic_reg``, whose prediction is as cheap as reading and writing its rows. (Measured in
   an earlier version without the BLAS limit, a reader thread only added contention: BLAS took
   both cores for every matrix product.)
@@ -213,7 +213,10 @@ def _batches(
         return _jsonl_batches(jsonl, batch_size)
     from kiln.data import iter_batches
 
-    return iter_batches(source, batch_size=batch_size, columns=columns, dictionary=dictionary)
+    # decoded on the reading thread alone: predicting and writing have the other core
+    return iter_batches(
+        source, batch_size=batch_size, columns=columns, dictionary=dictionary, use_threads=False
+    )
 
 
 def _jsonl_files(source: str | os.PathLike[str]) -> list[Path]:
