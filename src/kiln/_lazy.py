@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["LazyModule", "lazy_exports"]
 
 
 def lazy_exports(
@@ -30,3 +30,21 @@ def lazy_exports(
         return sorted(set(namespace) | set(exports))
 
     return __getattr__, __dir__
+
+
+class LazyModule:
+    """Stands for the module ``name``, imported at the first attribute read; each attribute is
+    then kept on this object, so later reads cost what a module's do. For a heavy module only
+    some paths use: ``pyarrow.compute`` (40 ms to import) is not needed to load a model, nor to
+    serve it a few rows at a time."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(importlib.import_module(self._name), attribute)
+        setattr(self, attribute, value)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"

@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from kiln._lazy import LazyModule
 from kiln.errors import DataError
 
 if TYPE_CHECKING:
     import polars as pl  # imported where used: loading a model for prediction never needs it
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute")  # loading a model, or serving a few rows, never needs it
 
 __all__ = [
     "MISSING",
