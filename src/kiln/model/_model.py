@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import pyarrow as pa
 
+from kiln._lazy import LazyModule
 from kiln._threads import blas_threads
 from kiln._version import __version__
 from kiln.errors import DataError, KilnError, ModelFormatError, TrainingError
@@ -51,8 +51,12 @@ from kiln.transform import FittedTransform, TransformGraph
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    import pyarrow as pa
+
     from kiln.transform._auto import Family
     from kiln.transform._rows import RowPlan
+else:  # neither loading a model nor serving it a few rows needs Arrow (see kiln.transform._ops)
+    pa = LazyModule("pyarrow")
 
 __all__ = [
     "FEW_ROWS",
@@ -402,7 +406,9 @@ class Model:
 
     @functools.cached_property
     def _class_list(self) -> list[Any]:
-        return list(self._class_labels.to_pylist())
+        """The classes as Python values (what ``_class_labels.to_pylist()`` gives, without
+        importing Arrow: the few-row path answers in Python values)."""
+        return list(np.asarray(self.trainer.classes_).tolist())  # type: ignore[attr-defined]
 
     @functools.cached_property
     def _class_labels(self) -> pa.Array:

@@ -33,13 +33,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
+from kiln._lazy import LazyModule
 from kiln.errors import DataError, NotFittedError
 from kiln.transform._ops import OPS, Block, Context, FloatArray, Op, State, single_block
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # neither loading a model nor serving it a few rows needs Arrow (see kiln.transform._ops)
+    pa = LazyModule("pyarrow")
 
 __all__ = [
     "FORMAT",

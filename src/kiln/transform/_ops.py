@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
-import pyarrow as pa
 
 from kiln._lazy import LazyModule
 from kiln.errors import DataError
 
 if TYPE_CHECKING:
     import polars as pl  # imported where used: loading a model for prediction never needs it
+    import pyarrow as pa
     import pyarrow.compute as pc
-else:
-    pc = LazyModule("pyarrow.compute")  # loading a model, or serving a few rows, never needs it
+else:  # neither loading a model nor serving it a few rows needs Arrow (85 ms to import)
+    pa = LazyModule("pyarrow")
+    pc = LazyModule("pyarrow.compute")
 
 __all__ = [
     "MISSING",
