@@ -167,7 +167,7 @@ def main() -> None:
             pyc = Path(tmp) / "pycache"
             load_s = fresh_process(load, args.load_repeats, pyc)
             bare_s = fresh_process(f"import {library}", args.load_repeats, pyc)
-            # what no Arrow-based predict path can avoid: the library and pyarrow.compute
+            # for reference: the library and Arrow's compute (Model.load no longer needs it)
             arrow_s = fresh_process(f"import {library}, pyarrow.compute", args.load_repeats, pyc)
             beyond = (load_s - bare_s) * 1000
             print(
