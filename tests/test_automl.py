@@ -198,6 +198,14 @@ def test_kiln_automl_command(tmp_path: Path) -> None:
     table = pacsv.read_csv(data)
     assert model.predict(table).num_rows == table.num_rows
 
+    single = tmp_path / "single"
+    proc = kiln(
+        "automl", str(data), "--target", "species", "--time-budget", "3", "--exclude", "dnn",
+        "--no-ensemble", "--out", str(single), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not Model.load(single).trainer.model_type.startswith("ensemble")
+
     assert_clean_error(
         kiln("automl", str(data), "--target", "wingspan", "--time-budget", "1", cwd=tmp_path),
         "target column 'wingspan' is not in the data",
@@ -233,3 +241,31 @@ def test_large_data_also_tries_fewer_bigger_trees(
     large = _fit(penguins, "species", **options)
     assert {255, 1023} <= leaves(large)
     assert not {64, 128} & leaves(large)
+
+
+def test_without_ensemble_the_best_single_candidate_is_the_model(
+    penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ensemble=False: the model is the leaderboard's first candidate alone, with its score,
+    where the search would have kept an ensemble (forced here: the two best ok candidates, as if
+    they validated better together)."""
+    import kiln.automl._automl as automl
+
+    def two_best(search: Any) -> dict[int, float]:
+        ok = sorted(
+            (c for c in search.candidates if c.status == "ok"),
+            key=lambda c: c.score,
+            reverse=search.higher,
+        )
+        return {ok[0].id: 1.0, ok[1].id: 1.0}
+
+    monkeypatch.setattr(automl._Search, "_ensemble", two_best)
+    options: dict[str, Any] = {"time_budget": 4, "seed": 0, "exclude": ["dnn"]}
+    assert _fit(penguins, "species", **options).model.trainer.model_type == "ensemble_classifier"
+    single = _fit(penguins, "species", ensemble=False, **options)
+    board = single.leaderboard.to_pylist()
+    weighted = [r for r in board if (r["ensemble_weight"] or 0) > 0]
+    assert [r["rank"] for r in weighted] == [1]
+    assert single.model.trainer.model_type == board[0]["model_type"]
+    assert single.best_score == pytest.approx(board[0]["validation_score"])
+    assert single.model.predict(penguins).num_rows == penguins.num_rows

@@ -534,6 +534,14 @@ def automl_cmd(
         typer.Option("--out", help="Model folder to write (default automl-DATA-TARGET)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits and the search.")] = 0,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble/--no-ensemble",
+            help="Keep an ensemble of the best candidates when it validates better (default), "
+            "or the best single one: faster to predict.",
+        ),
+    ] = True,
 ) -> None:
     """Find the best model for TARGET in the time budget; print the leaderboard; save it."""
     from kiln.cli._automl import automl
@@ -547,6 +555,7 @@ def automl_cmd(
         exclude=exclude or [],
         out=out,
         seed=seed,
+        ensemble=ensemble,
         console=_console(),
     )
 

@@ -34,6 +34,7 @@ def automl(
     out: Path | None,
     seed: int,
     console: Console,
+    ensemble: bool = True,
 ) -> Path:
     """Run the search with a live status line; print the leaderboard; save the model."""
     from rich.live import Live
@@ -70,6 +71,7 @@ def automl(
                 time_budget=time_budget,
                 exclude=exclude,
                 seed=seed,
+                ensemble=ensemble,
                 progress=show,
             )
     for w in caught:
