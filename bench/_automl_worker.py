@@ -28,6 +28,7 @@ result shows how many cores the fit really used. Nothing here loads a pickle.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -196,6 +197,7 @@ def fit_kiln(spec: dict[str, Any]) -> Fitted:
         metric=spec["metric"],
         time_budget=spec["budget"],
         seed=SEED,
+        ensemble=os.environ.get("KILN_BENCH_ENSEMBLE", "1") != "0",  # automl.py --kiln-no-ensemble
     )
     fit_s = time.perf_counter() - t0
     model = result.model

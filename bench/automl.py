@@ -53,6 +53,10 @@ Run (two shared cores: run nothing else heavy meanwhile; about 32 minutes at 60 
     .venv/bin/python bench/automl.py --setup                       # once: the peers' venv
     .venv/bin/python bench/automl.py                               # 60 s, then 10 s
     .venv/bin/python bench/automl.py --budgets 10 --datasets iris,wine --tools kiln,flaml
+    .venv/bin/python bench/automl.py --budgets 60 --tools kiln,flaml --kiln-no-ensemble  # single
+
+``--kiln-no-ensemble`` runs Kiln with ``ensemble=False`` (its best single candidate): the
+accuracy an ensemble buys against the prediction time it costs.
 """
 
 from __future__ import annotations
@@ -427,6 +431,11 @@ def main() -> None:
     parser.add_argument("--peers-venv", type=Path, default=PEERS_VENV)
     parser.add_argument("--wheels", type=Path, default=Path("/opt/wheels"), help="torch's wheel")
     parser.add_argument("--json", type=Path, help="write every record here (after each dataset)")
+    parser.add_argument(
+        "--kiln-no-ensemble",
+        action="store_true",
+        help="Kiln returns its best single candidate (kiln.automl.fit(ensemble=False))",
+    )
     args = parser.parse_args()
 
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -448,6 +457,9 @@ def main() -> None:
         if "kiln" in tools:
             envs["kiln"], kiln_version = snapshot_kiln(Path(snapshot))
             print(kiln_version)
+            if args.kiln_no_ensemble:
+                envs["kiln"]["KILN_BENCH_ENSEMBLE"] = "0"
+                print("Kiln without ensembles: its best single candidate (ensemble=False)")
         if set(tools) - {"kiln"}:
             print(f"peers ({peers_python}): {peer_versions(peers_python)}")
         print(
