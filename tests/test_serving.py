@@ -793,23 +793,26 @@ def test_predictions_are_logged_to_parquet(tmp_path: Path, models: dict[str, Pat
     assert json.loads(record["outputs"])[0]["predicted_species"] == "Gentoo"
 
 
+def _version_for(s: Server, client: str) -> str:
+    """The version of ``species`` that answers ``client`` (by its X-Client-Id)."""
+    status, body = s.call(
+        "POST",
+        "/v1/models/species:predict",
+        {"instances": [PENGUIN]},
+        headers={"X-Client-Id": client},
+    )
+    assert status == 200, body
+    return str(body["modelVersionId"])
+
+
 def test_a_traffic_split_sticks_each_client_to_a_version(registry_ws: Workspace) -> None:
     with serve("--split", "species=1:50,2:50", cwd=registry_ws.root) as s:
         assert "species (versions 1: 50%, 2: 50%)" in s.ready_line
         seen: dict[str, str] = {}
         for client in range(40):
             for _ in range(3):
-                status, body = s.call(
-                    "POST",
-                    "/v1/models/species:predict",
-                    {"instances": [PENGUIN]},
-                    headers={"X-Client-Id": f"client-{client}"},
-                )
-                assert status == 200, body
-                assert (
-                    seen.setdefault(f"client-{client}", body["modelVersionId"])
-                    == (body["modelVersionId"])
-                )
+                version = _version_for(s, f"client-{client}")
+                assert seen.setdefault(f"client-{client}", version) == version
         assert set(seen.values()) == {"1", "2"}
         status, body = s.call(
             "POST", "/v1/models/species/versions/2:predict", {"instances": [PENGUIN]}
@@ -830,17 +833,7 @@ def test_a_traffic_split_from_the_registry_tag_follows_the_tag(registry_ws: Work
         assert "species (versions 1: 50%, 2: 50%)" in s.ready_line
 
         def versions() -> set[str]:
-            out = set()
-            for client in range(30):
-                status, body = s.call(
-                    "POST",
-                    "/v1/models/species:predict",
-                    {"instances": [PENGUIN]},
-                    headers={"X-Client-Id": f"client-{client}"},
-                )
-                assert status == 200, body
-                out.add(body["modelVersionId"])
-            return out
+            return {_version_for(s, f"client-{client}") for client in range(30)}
 
         assert versions() == {"1", "2"}
         reg.set_tag("species", "traffic_split", "2:100")  # all traffic to version 2

@@ -406,14 +406,14 @@ class Model:
 
     @functools.cached_property
     def _class_list(self) -> list[Any]:
-        """The classes as Python values (what ``_class_labels.to_pylist()`` gives, without
-        importing Arrow: the few-row path answers in Python values)."""
+        """The classes as Python values, without importing Arrow: the few-row path answers in
+        Python values."""
         return list(np.asarray(self.trainer.classes_).tolist())  # type: ignore[attr-defined]
 
     @functools.cached_property
     def _class_labels(self) -> pa.Array:
         """The classes as an Arrow array (built once: every prediction takes from it)."""
-        return pa.array(list(self.trainer.classes_))  # type: ignore[attr-defined]
+        return pa.array(self._class_list)
 
     def _validate(self, table: pa.Table) -> None:
         present = set(table.column_names)  # (a list is built at each access of column_names)
