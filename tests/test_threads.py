@@ -3,6 +3,10 @@ nothing left running; and the thread budget (KILN_THREADS) that NumPy's BLAS is 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -149,3 +153,32 @@ def test_blas_threads_holds_numpys_blas_to_kiln_threads(monkeypatch: pytest.Monk
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
     after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     assert after == before
+
+
+def test_blas_threads_also_holds_a_blas_loaded_after_its_first_use() -> None:
+    """SciPy brings its own OpenBLAS: imported after blas_threads was first used, it is held
+    too (a fresh process, so that SciPy is not loaded yet)."""
+    code = """
+import json, numpy as np
+from threadpoolctl import threadpool_info
+from kiln._threads import blas_threads
+np.ones((4, 4)) @ np.ones((4, 4))
+with blas_threads():
+    pass
+import scipy.linalg
+def blas():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+before = blas()
+with blas_threads():
+    inside = blas()
+print(json.dumps([before, inside]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["KILN_THREADS"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    before, inside = json.loads(out.stdout)
+    if len(before) < 2 or max(before.values()) < 2:
+        pytest.skip("needs two BLAS libraries that run on more than one thread by default")
+    assert set(inside.values()) == {1}
