@@ -159,6 +159,60 @@ def test_keep_puts_the_chosen_input_columns_first(
     assert got["island"].to_pylist() == source["island"].to_pylist()
 
 
+def _encodings(path: Path, column: str) -> tuple[set[str], str]:
+    """The Parquet encodings and compression of ``column``'s chunk in the first row group."""
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    chunk = next(
+        group.column(i)
+        for i in range(group.num_columns)
+        if group.column(i).path_in_schema == column
+    )
+    return set(chunk.encodings), chunk.compression
+
+
+def test_parquet_labels_are_stored_as_dictionaries_but_read_back_as_strings(
+    tmp_path: Path, penguins: Path, models: dict[str, Path]
+) -> None:
+    """The class labels are written from dictionary arrays (no per-row hashing); the file's Arrow
+    schema still says string, for pyarrow and Polars alike. A kept column that is a dictionary
+    in the input stays one; floating-point columns are not compressed."""
+    import polars as pl
+
+    source = read_table(penguins)
+    island = source.column_names.index("island")
+    source = source.set_column(island, "island", pc.dictionary_encode(source["island"]))
+    pq.write_table(source, tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    model = Model.load(models[CLASSIFIER])
+    predict_batches(model, tmp_path / "in.parquet", out, keep=["island"], batch_size=100)
+    want = model.predict(source)
+    got = pq.read_table(out)
+    assert got.schema.field("island").type == pa.dictionary(pa.int32(), pa.string())
+    assert got.drop(["island"]).equals(want)
+    assert got.schema.field("predicted_species").type == pa.string()
+    frame = pl.read_parquet(out)
+    assert frame.schema["predicted_species"] == pl.String
+    assert frame.schema["predicted_species_probs"] == pl.List(
+        pl.Struct({"label": pl.String, "prob": pl.Float64})
+    )
+    encodings, _ = _encodings(out, "predicted_species")
+    assert "RLE_DICTIONARY" in encodings
+    _, compression = _encodings(out, "predicted_species_probs.list.element.prob")
+    assert compression == "UNCOMPRESSED"
+
+
+def test_a_pyarrow_that_cannot_add_file_metadata_gets_decoded_labels(
+    tmp_path: Path, penguins: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow before ParquetWriter.add_key_value_metadata: the labels are decoded before they
+    are written, and the file is the same to its readers."""
+    monkeypatch.delattr(pq.ParquetWriter, "add_key_value_metadata")
+    out = tmp_path / "out.parquet"
+    model = Model.load(models[CLASSIFIER])
+    predict_batches(model, penguins, out, batch_size=100)
+    assert pq.read_table(out).equals(model.predict(read_table(penguins)))
+
+
 def test_a_missing_keep_column_is_named_with_the_available_ones(
     tmp_path: Path, penguins: Path, models: dict[str, Path]
 ) -> None:

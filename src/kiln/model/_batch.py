@@ -6,8 +6,9 @@
 
 The input is streamed in batches of ``batch_size`` rows (:func:`kiln.data.iter_batches` for
 Parquet, CSV and Arrow files and folders; :func:`pyarrow.json.open_json` block by block for JSON
-Lines, which ``iter_batches`` would read whole), each batch goes through :meth:`Model.predict` (the
-one prediction path) and is appended to the output. Memory stays flat: at most five batches in
+Lines, which ``iter_batches`` would read whole), each batch goes through what
+:meth:`Model.predict` does (the one prediction path, in its two halves: the transform and the
+estimator) and is appended to the output. Memory stays flat: at most five batches in
 flight (one being read, one predicted, one written, and one waiting between each two stages).
 
 Choices, and why:
@@ -29,25 +30,33 @@ Choices, and why:
   ``keep`` columns only (1,000,000 rows of the benchmark's 22 columns: 0.33 s -> 0.26 s).
   Parquet output is Snappy-compressed with dictionary encoding for all but floating-point
   columns: a million distinct probabilities only make the writer try a dictionary and drop it
-  (writing 1,000,000 classifier predictions: 0.31 s -> 0.15 s).
+  (writing 1,000,000 classifier predictions: 0.31 s -> 0.15 s), and Snappy shrinks such
+  near-random numbers by 3% for a quarter of the write time, so they are stored uncompressed.
+* **Class labels are written as dictionaries.** The model hands the writer its predicted labels
+  and the probabilities' labels as dictionary arrays over its classes (``Model._answer``'s
+  ``dictionary``), which Parquet stores as they are instead of hashing 3,000,000 strings per
+  1,000,000 rows of a two-class model; the file's Arrow schema declares them as the strings
+  :meth:`Model.predict` gives, so every reader gets those back. CPU to write 1,000,000
+  ``logistic_reg`` predictions, these two bullets together: 0.20 s -> 0.12 s.
 * **Categories stay codes.** The model's string inputs are read as dictionary arrays where
   Parquet stores them with a small dictionary (:func:`kiln.data.iter_batches`' ``dictionary=``):
   the strings are never spelled out per row, and the model looks each category up once per
   dictionary entry. On the benchmark's 8 string columns: reading 0.19 s -> 0.11 s, the
   ``logistic_reg`` transform and prediction 0.42 s -> 0.31 s (1,000,000 rows).
-* **Read, predict and write overlap.** The next batch is read on one thread
+* **Read, predict and write overlap.** The next batch is read (and checked) on one thread
   (:func:`kiln._threads.prefetched`) and the last one written on another
-  (:class:`kiln._threads.Drain`) while this one is predicted; Arrow and the estimators release
-  the GIL, so on two cores the slowest stage sets the pace. With NumPy's BLAS held to one
-  thread (:meth:`Model.predict` does so), ``bench/batch_predict.py`` went from 0.75x to 0.97x of
-  in-memory ``Model.predict`` for ``boosted_tree_regressor`` and from 0.44x to 0.83x for
-  ``logistic_reg``, whose prediction is as cheap as reading and writing its rows. (Measured in
-  an earlier version without the BLAS limit, a reader thread only added contention: BLAS took
-  both cores for every matrix product.)
+  (:class:`kiln._threads.Drain`) while this one is transformed and predicted; Arrow and the
+  estimators release the GIL, so on two cores the slowest stage sets the pace. With NumPy's
+  BLAS held to one thread (``KILN_THREADS``, as :meth:`Model.predict` does), and the labels
+  and numbers written as above, ``bench/batch_predict.py`` measures 0.99-1.04x of in-memory
+  ``Model.predict`` for ``boosted_tree_regressor`` and 0.92-1.03x for ``logistic_reg`` (three
+  runs; 0.75x and 0.44x before any of this). A ``logistic_reg`` prediction costs about what
+  reading and writing its rows cost, so what is left to win is in those.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -60,8 +69,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from kiln._threads import Drain, prefetched
+from kiln._threads import Drain, blas_threads, prefetched
 from kiln.errors import DataError
+from kiln.model._model import predict_chunks
 
 if TYPE_CHECKING:
     from kiln.model._model import Model
@@ -164,26 +174,26 @@ def predict_batches(
     rows = 0
     try:
         with os.fdopen(fd, "wb") as sink:
-            writer = _Writer(fmt, sink)
+            writer = _Writer(fmt, sink, encoded=_prediction_names(model))
             try:
-                stream = prefetched(_chain(first, batches, source), name="kiln-predict-read")
+                stream = prefetched(
+                    _prepared(model, _chain(first, batches, source), needed, source),
+                    name="kiln-predict-read",
+                )
                 with (
                     contextlib.closing(stream),
                     Drain(writer.write, name="kiln-predict-write") as drain,
+                    blas_threads(),
                 ):
-                    for batch in stream:
-                        selected = batch.select(needed)
-                        predictions = _predict(model, selected, rows, source)
+                    for selected in stream:
+                        predictions = _predicted(model, selected, rows, source, fmt == "parquet")
                         drain.put(
                             pa.Table.from_arrays(
-                                [
-                                    *(pa.chunked_array([selected.column(k)]) for k in kept),
-                                    *predictions.columns,
-                                ],
+                                [*(selected.column(k) for k in kept), *predictions.columns],
                                 names=[*kept, *predictions.column_names],
                             )
                         )
-                        rows += batch.num_rows
+                        rows += selected.num_rows
                         if progress is not None:
                             progress(rows)
             except BaseException:
@@ -326,23 +336,50 @@ def _prediction_names(model: Model) -> list[str]:
     return []  # PCA: principal_component_<i>, as many as the model has
 
 
-def _predict(
+def _prepared(
     model: Model,
-    batch: pa.RecordBatch,
-    offset: int,
+    batches: Iterator[pa.RecordBatch],
+    needed: Sequence[str],
     source: str | os.PathLike[str],
+) -> Iterator[pa.Table]:
+    """Each batch's ``needed`` columns, numbers sent as text parsed, checked against the model's
+    inputs: the reading thread's share of the work. The transform stays on the predicting
+    thread: moved here, it made this thread the slowest for ``logistic_reg`` (reading and
+    transforming 1,000,000 rows: 0.31 s of CPU, against 0.11 s left to predict)."""
+    offset = 0
+    for batch in batches:
+        table = _conform(pa.Table.from_batches([batch.select(needed)]), model, offset, source)
+        with _rows_named(source, offset, table.num_rows):
+            model._validate(table)
+        yield table
+        offset += table.num_rows
+
+
+def _predicted(
+    model: Model, table: pa.Table, offset: int, source: str | os.PathLike[str], dictionary: bool
 ) -> pa.Table:
-    batch = _conform(batch, model, offset, source)
+    """:meth:`Model.predict` of one batch, in :data:`PREDICT_CHUNK_ROWS` slices as it does
+    (``dictionary``: class labels as dictionary arrays, for the Parquet writer)."""
+    with _rows_named(source, offset, table.num_rows):
+        return pa.concat_tables(
+            model._finish(model._features(chunk), dictionary=dictionary)
+            for chunk in predict_chunks(table)
+        )
+
+
+@contextlib.contextmanager
+def _rows_named(source: str | os.PathLike[str], offset: int, rows: int) -> Iterator[None]:
+    """A DataError from the model, prefixed with the input's rows it came from."""
     try:
-        return model.predict(batch)
+        yield
     except DataError as e:
-        last = offset + batch.num_rows
+        last = offset + rows
         raise DataError(f"{source}, rows {offset + 1}–{last} (counting from 1): {e}") from e
 
 
 def _conform(
-    batch: pa.RecordBatch, model: Model, offset: int, source: str | os.PathLike[str]
-) -> pa.RecordBatch:
+    batch: pa.Table, model: Model, offset: int, source: str | os.PathLike[str]
+) -> pa.Table:
     """Numbers sent as text (a CSV column with one bad value reads as text) parsed here, where the
     first value that does not parse can be named by its row in the whole input."""
     for column in model.signature:
@@ -418,12 +455,20 @@ def _output_format(output: Path, format: str | None) -> str:
 
 
 class _Writer:
-    """Appends tables to an open binary file as Parquet, CSV or JSON Lines."""
+    """Appends tables to an open binary file as Parquet, CSV or JSON Lines.
 
-    def __init__(self, fmt: str, sink: IO[bytes]) -> None:
+    ``encoded``: columns whose dictionary arrays are an encoding only (the model's class labels,
+    see ``Model._answer``): Parquet stores their indices as they are, with no per-row hashing,
+    and the file's Arrow schema declares the values' type, so that every reader gets back what
+    :meth:`Model.predict` gives."""
+
+    def __init__(self, fmt: str, sink: IO[bytes], *, encoded: Sequence[str] = ()) -> None:
         self.fmt = fmt
         self.sink = sink
+        self.encoded = set(encoded)
         self._writer: Any = None
+        self._declared: pa.Schema | None = None  # the Arrow schema to store, where not the input's
+        self._decode_to: pa.Schema | None = None
 
     def write(self, table: pa.Table) -> None:
         if self.fmt == "jsonl":
@@ -437,6 +482,8 @@ class _Writer:
             table = _csv_ready(table)
         if self._writer is None:
             self._writer = self._open(table.schema)
+        if self._decode_to is not None:
+            table = table.cast(self._decode_to)
         self._writer.write_table(table)
 
     def _open(self, schema: pa.Schema) -> Any:
@@ -446,23 +493,55 @@ class _Writer:
             return pa_csv.CSVWriter(self.sink, schema)
         import pyarrow.parquet as pq
 
-        # Dictionary encoding for all but floating-point values: a million distinct predicted
-        # numbers only make the writer try a dictionary and give it up (half the write time).
+        # Floating-point values are written plainly and uncompressed: a million distinct
+        # predicted numbers only make the writer try a dictionary and give it up (half the write
+        # time), and snappy shrinks such near-random bits by ~3% for a quarter of the write time.
+        # Everything else is dictionary-encoded and compressed.
+        floats = [p for f in schema for p in _leaf_paths(f.name, f.type, floats=True)]
+        others = [p for f in schema for p in _leaf_paths(f.name, f.type, floats=False)]
+        declared = pa.schema(
+            [f.with_type(_decoded_type(f.type)) if f.name in self.encoded else f for f in schema]
+        )
+        if not declared.equals(schema):
+            if hasattr(pq.ParquetWriter, "add_key_value_metadata"):
+                self._declared = declared  # stored at close
+            else:  # an older pyarrow: decode each table instead
+                self._decode_to = schema = declared
         return pq.ParquetWriter(
             self.sink,
             schema,
-            compression="snappy",
-            use_dictionary=[p for f in schema for p in _leaf_paths(f.name, f.type, floats=False)],
+            compression={**dict.fromkeys(others, "snappy"), **dict.fromkeys(floats, "none")},
+            use_dictionary=others,
+            store_schema=self._declared is None,
         )
 
     def close(self) -> None:
         if self._writer is not None:
+            if self._declared is not None:
+                # what pyarrow itself stores (store_schema): the IPC-serialised schema, base64
+                serialized = base64.b64encode(self._declared.serialize().to_pybytes())
+                self._writer.add_key_value_metadata({"ARROW:schema": serialized.decode()})
             self._writer.close()
 
     def abort(self) -> None:
         """Close after an error, quietly: the file is about to be deleted."""
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _decoded_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with each dictionary type in it, at any depth, replaced by its values' type."""
+    if pa.types.is_dictionary(t):
+        return _decoded_type(t.value_type)
+    if pa.types.is_struct(t):
+        return pa.struct(
+            [t.field(i).with_type(_decoded_type(t.field(i).type)) for i in range(t.num_fields)]
+        )
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_decoded_type(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_decoded_type(t.value_type)))
+    return t
 
 
 def _leaf_paths(path: str, t: pa.DataType, *, floats: bool) -> Iterator[str]:

@@ -49,7 +49,7 @@ from kiln.train import Trainer, get_trainer
 from kiln.transform import FittedTransform, TransformGraph
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     import pyarrow as pa
 
@@ -97,6 +97,15 @@ def preprocessing_for(
 
 
 PREDICT_CHUNK_ROWS = 65_536
+
+
+def predict_chunks(table: pa.Table) -> Iterator[pa.Table]:
+    """``table`` in slices of :data:`PREDICT_CHUNK_ROWS` rows (zero-copy): the pieces
+    :meth:`Model.predict` transforms and predicts one at a time."""
+    for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS):
+        yield table.slice(start, PREDICT_CHUNK_ROWS)
+
+
 FEW_ROWS = 128
 """Up to this many rows, :meth:`Model.predict_rows` and :meth:`Model.predict_columns` take the
 few-row path (no Arrow table)."""
@@ -255,18 +264,21 @@ class Model:
         with blas_threads():
             if table.num_rows <= PREDICT_CHUNK_ROWS:
                 return self._predict(table)
-            return pa.concat_tables(
-                self._predict(table.slice(start, PREDICT_CHUNK_ROWS))
-                for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS)
-            )
+            return pa.concat_tables(self._predict(chunk) for chunk in predict_chunks(table))
 
     def _predict(self, table: pa.Table) -> pa.Table:
-        X: Any
+        return self._finish(self._features(table))
+
+    def _features(self, table: pa.Table) -> Any:
+        """The first half of a prediction, no estimator involved: what ``_finish`` takes."""
         if self.trainer.accepts_one_hot_features:
-            X = self.transform.one_hot_features(table)
-        else:
-            X = self.transform.transform(table).X
-        return self._answer(self._estimate(X))
+            return self.transform.one_hot_features(table)
+        return self.transform.transform(table).X
+
+    def _finish(self, X: Any, *, dictionary: bool = False) -> pa.Table:
+        """The second half: the estimator's numbers for ``X``, post-processed (``dictionary``:
+        see ``_answer``)."""
+        return self._answer(self._estimate(X), dictionary=dictionary)
 
     def _estimate(self, X: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
         """The estimator's numbers for ``X``: regression values, class probabilities, centroid
@@ -285,7 +297,12 @@ class Model:
         name), ``predicted`` for a model without a label; classifiers add ``<it>_probs``."""
         return f"predicted_{self.label}" if self.label else "predicted"
 
-    def _answer(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> pa.Table:
+    def _answer(
+        self, values: np.ndarray[Any, np.dtype[np.float64]], *, dictionary: bool = False
+    ) -> pa.Table:
+        """The prediction columns for the estimator's ``values``. ``dictionary``: class labels as
+        dictionary arrays over the classes, each label an index rather than a copy of its text
+        (what the batch writer stores as Parquet dictionary pages without hashing every row)."""
         out: dict[str, Any] = {}
         name = self.prediction_column
         if self.task == "regression":
@@ -293,12 +310,17 @@ class Model:
         elif self.task == "classification":
             proba = values
             labels = self._class_labels
-            out[name] = labels.take(pa.array(proba.argmax(axis=1)))
-            # built column-wise: a Python list of structs per row is ~20x slower on large batches
             n, k = proba.shape
-            out[f"{name}_probs"] = _lists_of_structs(
-                n, k, label=labels.take(pa.array(np.tile(np.arange(k), n))), prob=proba.ravel()
-            )
+            best = pa.array(proba.argmax(axis=1).astype(np.int32))
+            each = pa.array(np.tile(np.arange(k, dtype=np.int32), n))
+            if dictionary:
+                predicted = pa.DictionaryArray.from_arrays(best, labels)
+                label = pa.DictionaryArray.from_arrays(each, labels)
+            else:
+                predicted, label = labels.take(best), labels.take(each)
+            out[name] = predicted
+            # built column-wise: a Python list of structs per row is ~20x slower on large batches
+            out[f"{name}_probs"] = _lists_of_structs(n, k, label=label, prob=proba.ravel())
         elif self.task == "clustering":
             distances = values
             out["centroid_id"] = pa.array(distances.argmin(axis=1) + 1, type=pa.int64())
