@@ -52,8 +52,12 @@ def test_multiclass_search_gives_a_model_and_a_leaderboard(
     board = species.leaderboard
     assert board.num_rows >= 3
     ok = board.filter(pc.equal(board["status"], "ok"))
-    scores = ok["validation_score"].to_pylist()
-    assert scores == sorted(scores), "ranked best (lowest log loss) first"
+    rechecked = ok["rechecked"].to_pylist()
+    assert rechecked == sorted(rechecked, reverse=True), "the final choice's pool ranked first"
+    scores = ok.filter(ok["rechecked"])["validation_score"].to_pylist()
+    rest = ok.filter(pc.invert(ok["rechecked"]))["validation_score"].to_pylist()
+    assert scores == sorted(scores), "best (lowest log loss) first"
+    assert rest == sorted(rest)
     assert {"boosted_tree_classifier", "logistic_reg"} <= set(board["model_type"].to_pylist())
     assert species.best_score <= scores[0] + 1e-12  # the ensemble is kept only when it is better
     assert species.best_score < 0.2  # penguins' species are easy: a real model, not the prior
@@ -69,6 +73,24 @@ def test_multiclass_search_gives_a_model_and_a_leaderboard(
     assert board_back["model_type"].to_pylist() == board["model_type"].to_pylist()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["metrics"]["automl"]["metric"] == "log_loss"
+
+
+def test_with_cross_validation_the_final_choice_is_made_on_fresh_folds(
+    penguins: pa.Table, species: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's best candidates are scored again on the folds of another shuffle and the
+    model is chosen from those alone; with one holdout split nothing is rechecked."""
+    rows = [r for r in species.leaderboard.to_pylist() if r["status"] == "ok"]
+    rechecked = [r for r in rows if r["rechecked"]]
+    assert len(rechecked) >= 2
+    assert all(r["rechecked"] for r in rows if (r["ensemble_weight"] or 0) > 0)
+    assert species.best_score <= min(r["validation_score"] for r in rechecked) + 1e-12
+    import kiln.automl._automl as automl
+
+    monkeypatch.setattr(automl, "CV_MAX_ROWS", 100)  # penguins' 344 rows: one holdout split
+    holdout = _fit(penguins, "species", time_budget=3, seed=0, exclude=["dnn"])
+    assert holdout.validation.startswith("holdout")
+    assert not any(holdout.leaderboard["rechecked"].to_pylist())
 
 
 def test_hand_built_ensembles_fit_save_and_check_their_members(
