@@ -93,6 +93,32 @@ def test_with_cross_validation_the_final_choice_is_made_on_fresh_folds(
     assert not any(holdout.leaderboard["rechecked"].to_pylist())
 
 
+def test_no_recheck_when_the_best_candidate_does_not_fit_in_the_time_left(
+    penguins: pa.Table,
+) -> None:
+    """A recheck of only the cheaper candidates would drop the best from the final choice for
+    want of time: when the best one does not fit, nothing is rechecked; when it does, the
+    shortlist is, on folds other than the search's."""
+    import time
+
+    import kiln.automl._automl as automl
+
+    search = automl._Search(penguins, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    for family, settings in list(search._plan())[:3]:
+        search._run_candidate(family, settings, deadline=None)
+    best = search._shortlist()[0]
+    first = {c.id: c.score for c in search.candidates}
+    took = best.fit_s
+    best.fit_s = 1e6  # as if the best took longer than the time left
+    search._recheck()
+    assert not any(c.rechecked for c in search.candidates)
+    assert {c.id: c.score for c in search.candidates} == first
+    best.fit_s = took
+    search._recheck()
+    assert all(c.rechecked for c in search._shortlist())
+    assert {c.id: c.score for c in search.candidates} != first
+
+
 def test_hand_built_ensembles_fit_save_and_check_their_members(
     penguins: pa.Table, tmp_path: Path
 ) -> None:

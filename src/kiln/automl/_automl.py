@@ -829,10 +829,15 @@ class _Search:
         return 0.05 * self.budget + planned
 
     def _recheck_reserve(self) -> float:
-        if len(self.folds) == 1:
+        """Time for :meth:`_recheck`: none where the best candidate alone would take more than
+        :data:`RECHECK_MAX` of the budget (it is then skipped), else the shortlist's, capped."""
+        shortlist = self._shortlist()
+        if len(self.folds) == 1 or not shortlist:
             return 0.0
-        took = sum(c.fit_s + c.predict_s for c in self._shortlist())
-        return min(took, RECHECK_MAX * self.budget)
+        cap = RECHECK_MAX * self.budget
+        if shortlist[0].fit_s + shortlist[0].predict_s > cap:
+            return 0.0
+        return min(sum(c.fit_s + c.predict_s for c in shortlist), cap)
 
     def _shortlist(self) -> list[_Candidate]:
         """The best :data:`RECHECK_TOP` candidates and each family's best, best first."""
@@ -855,21 +860,28 @@ class _Search:
         from hundreds of trials on one split, and part of that best's lead is the split's noise
         (on scikit-learn's diabetes, 353 rows: the search's best boosted trees led a linear model
         by 0.6 % in cross-validation and trailed it by 3 % on the test set). A candidate that
-        does not fit in the time left keeps its first score and leaves the final choice."""
+        does not fit in the time left keeps its first score and leaves the final choice; when
+        the best one does not fit, nothing is rechecked (a pool of only the cheaper candidates
+        would lose the best for want of time, not of merit)."""
         if len(self.folds) == 1:
             return
         folds = self._folds(self.seed + 1)
-        for cand in self._shortlist():
+        for i, cand in enumerate(self._shortlist()):
             took = cand.fit_s + cand.predict_s
             if self._left() - self._end_reserve() < took:
+                if i == 0:
+                    return
                 continue
             _, X, categorical = self._features(cand.model_type)
             run = self._validate(
                 cand, X, categorical, folds, deadline=time.perf_counter() + 2 * took + 1.0
             )
-            if run.status == "ok" and run.prediction is not None:
-                cand.prediction, cand.score, cand.rechecked = run.prediction, run.score, True
-                cand.best_iterations += run.best_iterations
+            if run.status != "ok" or run.prediction is None:
+                if i == 0:
+                    return
+                continue
+            cand.prediction, cand.score, cand.rechecked = run.prediction, run.score, True
+            cand.best_iterations += run.best_iterations
 
     def _pool(self) -> list[_Candidate]:
         """The candidates the final choice is made from: those rechecked, when any were."""
