@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,6 @@ def test_no_recheck_when_the_best_candidate_does_not_fit_in_the_time_left(
     """A recheck of only the cheaper candidates would drop the best from the final choice for
     want of time: when the best one does not fit, nothing is rechecked; when it does, the
     shortlist is, on folds other than the search's."""
-    import time
-
     import kiln.automl._automl as automl
 
     search = automl._Search(penguins, "species", "auto", None, 60.0, set(), 0, time.perf_counter())

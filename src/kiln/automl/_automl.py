@@ -87,12 +87,12 @@ DNN_MIN_SECONDS = 20.0
 REFIT_MAX = 0.25
 """Share of the budget the refit of the chosen models on every row may take."""
 TRIAL_SHARE = 0.5
+"""A candidate is stopped once it has run for this share of the search time left at its start."""
 RECHECK_TOP = 8
 RECHECK_MAX = 0.2
 """With cross-validation, the best :data:`RECHECK_TOP` candidates (and each family's best) are
 scored again on fresh folds before the final choice, in at most this share of the budget: the
 best of hundreds of trials on one split owes part of its lead to that split's noise."""
-"""A candidate is stopped once it has run for this share of the search time left at its start."""
 FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn")
 
 

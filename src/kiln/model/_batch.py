@@ -48,8 +48,8 @@ Choices, and why:
   (:class:`kiln._threads.Drain`) while this one is transformed and predicted; Arrow and the
   estimators release the GIL, so on two cores the slowest stage sets the pace. With NumPy's
   BLAS held to one thread (``KILN_THREADS``, as :meth:`Model.predict` does), and the labels
-  and numbers written as above, ``bench/batch_predict.py`` measures 0.99-1.04x of in-memory
-  ``Model.predict`` for ``boosted_tree_regressor`` and 0.92-1.03x for ``logistic_reg`` (three
+  and numbers written as above, ``bench/batch_predict.py`` measures 0.95-1.04x of in-memory
+  ``Model.predict`` for ``boosted_tree_regressor`` and 0.91-1.03x for ``logistic_reg`` (five
   runs; 0.75x and 0.44x before any of this). A ``logistic_reg`` prediction costs about what
   reading and writing its rows cost, so what is left to win is in those.
 """
