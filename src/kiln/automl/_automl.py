@@ -30,6 +30,7 @@ that take every core run 30-120x slower when another process is busy.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import math
@@ -658,6 +659,8 @@ class _Search:
                 raise StopTraining  # one model: keep it as it stands, and score it
 
         oof: Array | None = None
+        if family == "dnn":
+            importlib.import_module("torch")  # once, seconds: not the candidate's own fit time
         t0 = time.perf_counter()
         try:
             with iteration_listener(listener), warnings.catch_warnings():
