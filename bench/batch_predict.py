@@ -34,8 +34,7 @@ from training import workload  # bench/ is on sys.path when this file runs
 
 from kiln.data import iter_batches
 from kiln.model import Model, predict_batches
-from kiln.model._batch import _Writer  # the floor writes as predict_batches does
-from kiln.model._model import predict_chunks
+from kiln.model._batch import _predicted, _Writer  # the floor writes as predict_batches does
 
 GOAL = 0.9
 
@@ -63,9 +62,7 @@ def measure(
     columns = [str(c["name"]) for c in model.signature]
     model.predict(table.slice(0, 1000))  # warm up
     predictions = model.predict(table)
-    as_written = pa.concat_tables(  # what predict_batches hands its Parquet writer
-        model._finish(model._features(chunk), dictionary=True) for chunk in predict_chunks(table)
-    )
+    as_written = _predicted(model, table, 0, source, True)  # what its Parquet writer is handed
     rounds: list[tuple[float, float, float]] = []
     for _ in range(repeats):
         t0 = time.perf_counter()

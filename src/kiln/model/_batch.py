@@ -7,8 +7,8 @@
 The input is streamed in batches of ``batch_size`` rows (:func:`kiln.data.iter_batches` for
 Parquet, CSV and Arrow files and folders; :func:`pyarrow.json.open_json` block by block for JSON
 Lines, which ``iter_batches`` would read whole), each batch goes through what
-:meth:`Model.predict` does (the one prediction path, in its two halves: the transform and the
-estimator) and is appended to the output. Memory stays flat: at most five batches in
+:meth:`Model.predict` does (the one prediction path, chunk by chunk as it goes) and is appended
+to the output. Memory stays flat: at most five batches in
 flight (one being read, one predicted, one written, and one waiting between each two stages).
 
 Choices, and why:
@@ -362,8 +362,7 @@ def _predicted(
     (``dictionary``: class labels as dictionary arrays, for the Parquet writer)."""
     with _rows_named(source, offset, table.num_rows):
         return pa.concat_tables(
-            model._finish(model._features(chunk), dictionary=dictionary)
-            for chunk in predict_chunks(table)
+            model._predict(chunk, dictionary=dictionary) for chunk in predict_chunks(table)
         )
 
 

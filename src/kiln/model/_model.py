@@ -266,18 +266,13 @@ class Model:
                 return self._predict(table)
             return pa.concat_tables(self._predict(chunk) for chunk in predict_chunks(table))
 
-    def _predict(self, table: pa.Table) -> pa.Table:
-        return self._finish(self._features(table))
-
-    def _features(self, table: pa.Table) -> Any:
-        """The first half of a prediction, no estimator involved: what ``_finish`` takes."""
+    def _predict(self, table: pa.Table, *, dictionary: bool = False) -> pa.Table:
+        """Transform, estimate, post-process one chunk (``dictionary``: see ``_answer``)."""
+        X: Any
         if self.trainer.accepts_one_hot_features:
-            return self.transform.one_hot_features(table)
-        return self.transform.transform(table).X
-
-    def _finish(self, X: Any, *, dictionary: bool = False) -> pa.Table:
-        """The second half: the estimator's numbers for ``X``, post-processed (``dictionary``:
-        see ``_answer``)."""
+            X = self.transform.one_hot_features(table)
+        else:
+            X = self.transform.transform(table).X
         return self._answer(self._estimate(X), dictionary=dictionary)
 
     def _estimate(self, X: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
