@@ -198,6 +198,11 @@ def fit_kiln(spec: dict[str, Any]) -> Fitted:
         time_budget=spec["budget"],
         seed=SEED,
         ensemble=os.environ.get("KILN_BENCH_ENSEMBLE", "1") != "0",  # automl.py --kiln-no-ensemble
+        infer_limit=(  # automl.py --kiln-infer-limit
+            float(os.environ["KILN_BENCH_INFER_LIMIT"])
+            if "KILN_BENCH_INFER_LIMIT" in os.environ
+            else None
+        ),
     )
     fit_s = time.perf_counter() - t0
     model = result.model

@@ -54,9 +54,11 @@ Run (two shared cores: run nothing else heavy meanwhile; about 32 minutes at 60 
     .venv/bin/python bench/automl.py                               # 60 s, then 10 s
     .venv/bin/python bench/automl.py --budgets 10 --datasets iris,wine --tools kiln,flaml
     .venv/bin/python bench/automl.py --budgets 60 --tools kiln,flaml --kiln-no-ensemble  # single
+    .venv/bin/python bench/automl.py --budgets 60 --tools kiln --kiln-infer-limit 5e-6
 
 ``--kiln-no-ensemble`` runs Kiln with ``ensemble=False`` (its best single candidate): the
-accuracy an ensemble buys against the prediction time it costs.
+accuracy an ensemble buys against the prediction time it costs. ``--kiln-infer-limit S`` runs
+it with ``infer_limit=S`` (seconds per row): the accuracy a prediction-time cap costs.
 """
 
 from __future__ import annotations
@@ -436,6 +438,11 @@ def main() -> None:
         action="store_true",
         help="Kiln returns its best single candidate (kiln.automl.fit(ensemble=False))",
     )
+    parser.add_argument(
+        "--kiln-infer-limit",
+        type=float,
+        help="Kiln's infer_limit, seconds per row (kiln.automl.fit(infer_limit=...))",
+    )
     args = parser.parse_args()
 
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -460,6 +467,9 @@ def main() -> None:
             if args.kiln_no_ensemble:
                 envs["kiln"]["KILN_BENCH_ENSEMBLE"] = "0"
                 print("Kiln without ensembles: its best single candidate (ensemble=False)")
+            if args.kiln_infer_limit is not None:
+                envs["kiln"]["KILN_BENCH_INFER_LIMIT"] = repr(args.kiln_infer_limit)
+                print(f"Kiln with infer_limit={args.kiln_infer_limit:g} s a row")
         if set(tools) - {"kiln"}:
             print(f"peers ({peers_python}): {peer_versions(peers_python)}")
         print(

@@ -218,6 +218,10 @@ def test_bad_input(penguins: pa.Table) -> None:
         (penguins, "sex", {"metric": "precision_at_7"}, "unknown metric 'precision_at_7'"),
         (penguins, "sex", {"metric": "rmse"}, "rmse does not score a binary task"),
         (penguins, "sex", {"time_budget": 0}, "time_budget must be > 0"),
+        (penguins, "sex", {"infer_limit": 0}, "infer_limit must be seconds per row > 0"),
+        (penguins, "sex", {"infer_limit": -1e-5}, "infer_limit must be seconds per row > 0"),
+        (penguins, "sex", {"infer_limit": float("nan")}, "infer_limit must be seconds per row"),
+        (penguins, "sex", {"infer_limit": "fast"}, "infer_limit must be seconds per row"),
         (penguins, "sex", {"exclude": ["svm"]}, "cannot exclude svm"),
         (penguins, "species", {"task": "binary"}, "exactly 2 classes; 'species' has 3"),
         (penguins, "species", {"task": "regression"}, "needs a numeric target"),
@@ -240,6 +244,7 @@ def test_kiln_automl_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "leaderboard" in proc.stdout
     assert "log_loss" in proc.stdout
+    assert "µs/row" in proc.stdout
     assert f"model saved: {out}" in proc.stdout
     model = Model.load(out)
     table = pacsv.read_csv(data)
@@ -264,6 +269,21 @@ def test_kiln_automl_command(tmp_path: Path) -> None:
     assert_clean_error(
         kiln("automl", str(tmp_path / "nope.csv"), "--target", "y", cwd=tmp_path), "nope.csv"
     )
+    assert_clean_error(
+        kiln(
+            "automl",
+            str(data),
+            "--target",
+            "species",
+            "--infer-limit",
+            "-1",
+            "--out",
+            str(tmp_path / "limited"),
+            cwd=tmp_path,
+        ),
+        "infer_limit must be seconds per row > 0",
+    )
+    assert not (tmp_path / "limited").exists()
 
 
 def test_large_data_also_tries_fewer_bigger_trees(
@@ -316,3 +336,50 @@ def test_without_ensemble_the_best_single_candidate_is_the_model(
     assert single.model.trainer.model_type == board[0]["model_type"]
     assert single.best_score == pytest.approx(board[0]["validation_score"])
     assert single.model.predict(penguins).num_rows == penguins.num_rows
+
+
+def test_infer_limit_leaves_out_candidates_that_predict_slower(
+    penguins: pa.Table, species: Any
+) -> None:
+    """With ``infer_limit``, every candidate measured slower than it is ``too_slow`` (its score
+    still shown), and the model, ensemble or not, costs at most the limit. The limit is three
+    times the cheapest candidate of an unlimited run: the linear models fit, the boosted trees
+    (three classes, hundreds of rounds) do not."""
+    board = species.leaderboard.to_pylist()
+    costs = [r["predict_us_per_row"] for r in board if r["status"] == "ok" and r["candidate"]]
+    limit_us = 3 * min(costs)
+    result = _fit(penguins, "species", time_budget=6, seed=0, infer_limit=limit_us * 1e-6)
+    rows = result.leaderboard.to_pylist()
+    assert not [w for w in result.warnings if "no candidate predicts within" in w]
+    fits = [r for r in rows if r["status"] == "ok" and r["candidate"]]  # the baseline is kept
+    assert fits
+    assert all(r["predict_us_per_row"] <= limit_us for r in fits)
+    slow = [r for r in rows if r["status"] == "too_slow"]
+    assert slow, rows
+    for r in slow:
+        assert r["predict_us_per_row"] > limit_us
+        assert r["validation_score"] is not None
+        assert "over the infer_limit" in r["error"]
+    automl = result.model.metrics["automl"]
+    assert automl["infer_limit"] == pytest.approx(limit_us * 1e-6)
+    assert automl["predict_us_per_row"] <= limit_us
+    members = [r for r in rows if r["ensemble_weight"]]
+    assert members
+    assert all(r["status"] == "ok" for r in members)
+    assert result.model.predict(penguins).num_rows == penguins.num_rows
+
+
+def test_an_infer_limit_nothing_meets_returns_the_fastest_with_a_warning(
+    penguins: pa.Table,
+) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(penguins, "species", time_budget=3, seed=0, infer_limit=1e-12)
+    notes = [str(w.message) for w in caught if issubclass(w.category, AutoMLWarning)]
+    assert any("no candidate predicts within the infer_limit" in n for n in notes), notes
+    rows = result.leaderboard.to_pylist()
+    measured = [r["predict_us_per_row"] for r in rows if r["status"] in ("ok", "too_slow")]
+    members = [r for r in rows if r["ensemble_weight"]]
+    assert len(members) == 1, "one model: a second would only cost more"
+    assert members[0]["predict_us_per_row"] <= 1.25 * min(measured)
+    assert result.model.predict(penguins.slice(0, 5)).num_rows == 5

@@ -95,6 +95,8 @@ RECHECK_MAX = 0.2
 scored again on fresh folds before the final choice, in at most this share of the budget: the
 best of hundreds of trials on one split owes part of its lead to that split's noise."""
 FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn")
+TOO_SLOW = "too_slow"
+"""A candidate's status when it predicts slower than ``infer_limit`` allows (see :func:`fit`)."""
 
 
 class AutoMLWarning(UserWarning):
@@ -199,8 +201,9 @@ class AutoMLResult:
 
     The leaderboard has a row per candidate: its family, settings, status, ``validation_score``
     (for a ``rechecked`` one, its score on the fresh folds the final choice was made on), fit and
-    predict times, best boosting iteration and ensemble weight; the rechecked candidates are
-    ranked first, best first, then the others."""
+    predict times, the estimated batch cost per row (``predict_us_per_row``, preprocessing
+    included), best boosting iteration and ensemble weight; the rechecked candidates are ranked
+    first, best first, then the others."""
 
     model: Model
     leaderboard: pa.Table
@@ -262,6 +265,7 @@ def fit(
     exclude: Sequence[str] = (),
     seed: int = 0,
     ensemble: bool = True,
+    infer_limit: float | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> AutoMLResult:
     """The best model for predicting ``target`` from the other columns of ``data`` (an Arrow
@@ -272,15 +276,30 @@ def fit(
     ``exclude`` names families to leave out (``boosted_tree``, ``linear``, ``random_forest``,
     ``dnn``). ``ensemble=False`` returns the best single candidate even where an ensemble of
     several validates better: it predicts as fast as its one model (an ensemble of three costs
-    about three times as much per row; FLAML does not ensemble by default). Finishes within the
-    budget plus 10 % (plus one small baseline model when the budget is too small for even that),
-    and always returns a model.
+    about three times as much per row; FLAML does not ensemble by default). ``infer_limit``
+    (seconds per row, as AutoGluon's: ``2e-5`` is 20 µs a row, 50,000 rows/s on one thread) caps
+    what the chosen model may cost to predict in batch, preprocessing included: each candidate's
+    cost is measured on its validation rows, a slower one is marked ``too_slow`` on the
+    leaderboard (and steers the search away from its settings), and an ensemble only takes
+    members while their costs sum within it; when nothing fits, the fastest candidate is
+    returned with a warning. Finishes within the budget plus 10 % (plus one small baseline model
+    when the budget is too small for even that), and always returns a model.
     """
     started = time.perf_counter()
     if not isinstance(time_budget, int | float) or isinstance(time_budget, bool):
         raise TrainingError(f"automl: time_budget must be a number of seconds, got {time_budget!r}")
     if not time_budget > 0:
         raise TrainingError(f"automl: time_budget must be > 0 seconds, got {time_budget}")
+    if infer_limit is not None and (
+        not isinstance(infer_limit, int | float)
+        or isinstance(infer_limit, bool)
+        or not infer_limit > 0
+        or not math.isfinite(infer_limit)
+    ):
+        raise TrainingError(
+            f"automl: infer_limit must be seconds per row > 0 (2e-5 is 20 µs a row, 50,000 "
+            f"rows/s), got {infer_limit!r}"
+        )
     unknown = sorted(set(exclude) - set(FAMILIES))
     if unknown:
         raise TrainingError(
@@ -288,7 +307,16 @@ def fit(
         )
     table = _read(data)
     search = _Search(
-        table, target, task, metric, float(time_budget), set(exclude), seed, started, ensemble
+        table,
+        target,
+        task,
+        metric,
+        float(time_budget),
+        set(exclude),
+        seed,
+        started,
+        ensemble,
+        None if infer_limit is None else float(infer_limit),
     )
     return search.run(progress)
 
@@ -315,8 +343,10 @@ class _Search:
         seed: int,
         started: float,
         ensemble: bool = True,
+        infer_limit: float | None = None,
     ) -> None:
         self.started = started
+        self.infer_limit = infer_limit
         self.budget = budget
         self.deadline = started + budget
         self.seed = seed
@@ -364,6 +394,7 @@ class _Search:
             else f"holdout ({len(self.folds[0][1]):,} rows)"
         )
         self.features: dict[str, tuple[FittedTransform, Array, list[int]]] = {}
+        self.transform_s: dict[str, float] = {}  # preprocessing key -> seconds per row
         self.candidates: list[_Candidate] = []
 
     # -- checks -----------------------------------------------------------------------------------
@@ -470,7 +501,9 @@ class _Search:
                 warnings.simplefilter("ignore")  # constant columns dropped: noted per model
                 graph = preprocessing_for(self.table, model_type, label=self.target)
                 fitted = graph.fit(self.table)
+            t0 = time.perf_counter()
             matrix = fitted.transform(self.table)
+            self.transform_s[key] = (time.perf_counter() - t0) / max(self.n, 1)
             self.features[key] = (fitted, matrix.X, matrix.categorical)
         return self.features[key]
 
@@ -631,7 +664,28 @@ class _Search:
         cand.prediction, cand.score = run.prediction, run.score
         cand.trainers, cand.best_iterations = run.trainers, run.best_iterations
         cand.fit_s, cand.predict_s = run.fit_s, run.predict_s
+        if self.infer_limit is not None and cand.status == "ok" and cand.id > 0:
+            cost = self._cost([cand])
+            if cost > self.infer_limit:  # the baseline is kept whatever it costs: never nothing
+                cand.status = TOO_SLOW
+                cand.error = (
+                    f"predicts in {cost * 1e6:.3g} µs a row, over the infer_limit of "
+                    f"{self.infer_limit * 1e6:.3g} µs"
+                )
         return cand
+
+    def _cost(self, members: Sequence[_Candidate]) -> float:
+        """Estimated seconds per row to predict with ``members`` together, in batch on one
+        thread: each one's time on its validation rows (boosted trees grown by the rounds the
+        refit on every row adds), plus each distinct preprocessing's transform."""
+        rows = max(sum(len(valid) for _, valid in self.folds), 1)
+        fraction = len(self.folds[0][0]) / self.n
+        total = 0.0
+        for c in members:
+            grown = fraction**-0.5 if c.family == "boosted_tree" and c.best_iterations else 1.0
+            total += c.predict_s / rows * grown
+        keys = {_preprocessing_key(c.model_type) for c in members}
+        return total + sum(self.transform_s.get(k, 0.0) for k in keys)
 
     def _validate(
         self,
@@ -890,7 +944,18 @@ class _Search:
         """The candidates the final choice is made from: those rechecked, when any were."""
         ok = [c for c in self.candidates if c.status == "ok" and c.prediction is not None]
         rechecked = [c for c in ok if c.rechecked]
-        return rechecked or ok
+        pool = rechecked or ok
+        if self.infer_limit is None:
+            return pool
+        fits = [c for c in pool if self._cost([c]) <= self.infer_limit]
+        if fits:
+            return fits
+        scored = [
+            c for c in self.candidates if c.status in ("ok", TOO_SLOW) and c.prediction is not None
+        ]
+        # nothing fits: the fastest, the best of those within timing noise (25 %) of it
+        fastest = min(self._cost([c]) for c in scored)
+        return [c for c in scored if self._cost([c]) <= 1.25 * fastest]
 
     def _refit_estimate(self, cand: _Candidate) -> float:
         fraction = len(self.folds[0][0]) / self.n
@@ -944,6 +1009,9 @@ class _Search:
             cand.settings["tpe_trial"] = trial.number
             if cand.status == "ok":
                 study.tell(trial, cand.score)
+            elif cand.status == TOO_SLOW:  # a value, not a failure: TPE learns to avoid these
+                scores = [c.score for c in self.candidates if c.status == "ok"]
+                study.tell(trial, min(scores) if self.higher else max(scores))
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             self._report(progress, cand)
@@ -954,7 +1022,8 @@ class _Search:
         """Candidate id -> weight: greedy selection with replacement over the best ten, at most
         :data:`MAX_MEMBERS` distinct members, a step kept only when it validates better by
         :data:`ENSEMBLE_TOLERANCE` (of the score) than the best so far: prediction cost grows
-        with every member, and tiny validation gains do not survive to the test set."""
+        with every member, and tiny validation gains do not survive to the test set. With an
+        ``infer_limit``, a new member is taken only while the members' costs sum within it."""
         ok = self._pool()
         ok.sort(key=lambda c: c.score, reverse=self.higher)
         pool = ok[:10]
@@ -967,7 +1036,14 @@ class _Search:
             round_best: tuple[float, _Candidate, Array] | None = None
             for cand in pool:
                 assert cand.prediction is not None
-                if cand.id not in counts and len(counts) >= MAX_MEMBERS:
+                if cand.id not in counts and (
+                    len(counts) >= MAX_MEMBERS
+                    or (
+                        self.infer_limit is not None
+                        and self._cost([*(c for c in pool if c.id in counts), cand])
+                        > self.infer_limit
+                    )
+                ):
                     continue
                 trial = (
                     cand.prediction
@@ -977,7 +1053,8 @@ class _Search:
                 score = self._score(trial)
                 if round_best is None or self._better(score, round_best[0]):
                     round_best = (score, cand, trial)
-            assert round_best is not None
+            if round_best is None:  # only the fastest is left, and it is over the limit
+                break
             score, cand, total = round_best
             counts[cand.id] = counts.get(cand.id, 0) + 1
             margin = ENSEMBLE_TOLERANCE * max(abs(best_score), 1e-12)
@@ -1000,6 +1077,13 @@ class _Search:
             score = self._score(blended / sum(c.weight for c in members))
         else:
             score = best.score
+        cost = self._cost(members)
+        if self.infer_limit is not None and cost > self.infer_limit:
+            self._note(
+                f"no candidate predicts within the infer_limit of {self.infer_limit * 1e6:.3g} µs "
+                f"a row; returning the fastest, {cost * 1e6:.3g} µs a row: allow more, or give "
+                "the search more time"
+            )
         trainers = self._refit(members)
         parts: dict[str, tuple[FittedTransform, int]] = {}
         pieces: list[tuple[Trainer, str]] = []
@@ -1017,6 +1101,8 @@ class _Search:
                 "validation_score": score,
                 "time_budget_s": self.budget,
                 "elapsed_s": time.perf_counter() - self.started,
+                "infer_limit": self.infer_limit,
+                "predict_us_per_row": round(cost * 1e6, 3),
                 "ensemble": [
                     {"candidate": c.id, "model_type": c.model_type, "weight": c.weight}
                     for c in members
@@ -1101,9 +1187,12 @@ class _Search:
                         {k: v for k, v in c.settings.items() if k != "tpe_trial"}, default=str
                     ),
                     "status": c.status,
-                    "validation_score": c.score if c.status == "ok" else None,
+                    "validation_score": c.score if c.status in ("ok", TOO_SLOW) else None,
                     "fit_time_s": round(c.fit_s, 4),
                     "predict_time_s": round(c.predict_s, 4),
+                    "predict_us_per_row": (
+                        round(self._cost([c]) * 1e6, 3) if c.status in ("ok", TOO_SLOW) else None
+                    ),
                     "best_iteration": (
                         round(float(np.mean(c.best_iterations))) if c.best_iterations else None
                     ),
@@ -1126,6 +1215,7 @@ class _Search:
                 ("validation_score", pa.float64()),
                 ("fit_time_s", pa.float64()),
                 ("predict_time_s", pa.float64()),
+                ("predict_us_per_row", pa.float64()),
                 ("best_iteration", pa.int64()),
                 ("ensemble_weight", pa.float64()),
                 ("rechecked", pa.bool_()),

@@ -35,6 +35,7 @@ def automl(
     seed: int,
     console: Console,
     ensemble: bool = True,
+    infer_limit: float | None = None,
 ) -> Path:
     """Run the search with a live status line; print the leaderboard; save the model."""
     from rich.live import Live
@@ -72,6 +73,7 @@ def automl(
                 exclude=exclude,
                 seed=seed,
                 ensemble=ensemble,
+                infer_limit=infer_limit,
                 progress=show,
             )
     for w in caught:
@@ -93,6 +95,7 @@ def _print_result(result: AutoMLResult, console: Console) -> None:
         (result.metric, "right"),
         ("fit s", "right"),
         ("predict s", "right"),
+        ("µs/row", "right"),
         ("rounds", "right"),
         ("ensemble weight", "right"),
     ):
@@ -107,6 +110,7 @@ def _print_result(result: AutoMLResult, console: Console) -> None:
             "–" if score is None else f"{score:.5g}",
             f"{row['fit_time_s']:.2f}",
             f"{row['predict_time_s']:.3f}",
+            "–" if row["predict_us_per_row"] is None else f"{row['predict_us_per_row']:.3g}",
             "–" if row["best_iteration"] is None else str(row["best_iteration"]),
             f"{row['ensemble_weight']:g}" if row["ensemble_weight"] else "",
         )
