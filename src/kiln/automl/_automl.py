@@ -279,8 +279,9 @@ def fit(
     about three times as much per row; FLAML does not ensemble by default). ``infer_limit``
     (seconds per row, as AutoGluon's: ``2e-5`` is 20 µs a row, 50,000 rows/s on one thread) caps
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
-    cost is measured on its validation rows, a slower one is marked ``too_slow`` on the
-    leaderboard (and steers the search away from its settings), and an ensemble only takes
+    cost is measured on its validation rows, boosted trees grow only the rounds the cost per tree
+    measured so far allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
+    steers the search away from its settings), and an ensemble only takes
     members while their costs sum within it; when nothing fits, the fastest candidate is
     returned with a warning. Finishes within the budget plus 10 % (plus one small baseline model
     when the budget is too small for even that), and always returns a model.
@@ -652,6 +653,9 @@ class _Search:
         self, family: str, settings: dict[str, Any], *, deadline: float | None
     ) -> _Candidate:
         model_type = self._model_type(family)
+        cap = self._round_cap(settings) if family == "boosted_tree" else None
+        if cap is not None and cap < int(settings.get("max_iterations", MAX_ROUNDS)):
+            settings = {**settings, "max_iterations": cap}
         cand = _Candidate(len(self.candidates), model_type, dict(settings), family)
         self.candidates.append(cand)
         try:
@@ -673,6 +677,45 @@ class _Search:
                     f"{self.infer_limit * 1e6:.3g} µs"
                 )
         return cand
+
+    def _round_cap(self, settings: Mapping[str, Any]) -> int | None:
+        """With an ``infer_limit``: the most boosting rounds trees of these settings can grow and
+        still predict within it (so that a candidate stops at the limit instead of growing past it
+        and being thrown away), from the cost per tree measured on the boosted candidates so
+        far; None without a limit or a measurement."""
+        if self.infer_limit is None or "num_leaves" not in settings:
+            return None
+        per_tree = self._tree_cost(int(settings["num_leaves"]))
+        if per_tree is None:
+            return None
+        tree_key = _preprocessing_key(self._model_type("boosted_tree"))
+        spare = self.infer_limit - self.transform_s.get(tree_key, 0.0)
+        fraction = len(self.folds[0][0]) / self.n  # the refit on every row grows 1/sqrt of it
+        per_round = per_tree * (len(self.classes) if self.task == "multiclass" else 1)
+        return max(1, int(spare * fraction**0.5 / per_round))
+
+    def _tree_cost(self, leaves: int) -> float | None:
+        """Seconds per row one tree of ``leaves`` leaves costs to predict: measured on the boosted
+        candidate with the nearest number of leaves, scaled up by depth (log2 of the leaves) for
+        bigger trees."""
+        rows = max(sum(len(valid) for _, valid in self.folds), 1)
+        per_round = len(self.classes) if self.task == "multiclass" else 1
+        seen: list[tuple[float, float, int]] = []
+        for c in self.candidates:
+            if (
+                c.family != "boosted_tree"
+                or c.status not in ("ok", TOO_SLOW)
+                or not c.best_iterations
+                or "num_leaves" not in c.settings
+            ):
+                continue
+            trees = (float(np.mean(c.best_iterations)) + 1) * per_round
+            theirs = int(c.settings["num_leaves"])
+            seen.append((abs(math.log(theirs / leaves)), c.predict_s / rows / trees, theirs))
+        if not seen:
+            return None
+        _, cost, theirs = min(seen)
+        return cost * max(1.0, math.log2(leaves + 1) / math.log2(theirs + 1))
 
     def _cost(self, members: Sequence[_Candidate]) -> float:
         """Estimated seconds per row to predict with ``members`` together, in batch on one
