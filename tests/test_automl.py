@@ -395,3 +395,40 @@ def test_an_infer_limit_nothing_meets_returns_the_fastest_with_a_warning(
     assert len(members) == 1, "one model: a second would only cost more"
     assert members[0]["predict_us_per_row"] <= 1.25 * min(measured)
     assert result.model.predict(penguins.slice(0, 5)).num_rows == 5
+
+
+def test_holdout_when_the_budget_affords_too_few_cross_validations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From HOLDOUT_MIN_ROWS rows, a baseline whose cross-validation took more than CV_MAX_SHARE
+    of the budget switches the search to one holdout; the candidates scored before keep their
+    out-of-fold predictions of the holdout's rows and are scored on those. Fewer rows always
+    cross-validate."""
+    import kiln.automl._automl as automl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2_000, 3))
+    y = np.where(x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, 2_000) > 0, "yes", "no")
+    table = pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y})
+    options: dict[str, Any] = {"time_budget": 3, "seed": 0, "exclude": ["dnn"]}
+
+    monkeypatch.setattr(automl, "CV_MAX_SHARE", 0.0)  # any baseline takes more than that
+    search = automl._Search(table, "y", "auto", None, 3.0, {"dnn"}, 0, time.perf_counter())
+    result = search.run(None)
+    (holdout,) = search.folds
+    n = len(holdout[1])
+    assert 390 <= n <= 410, "a fifth of the rows, stratified"
+    assert result.validation.startswith(f"holdout ({n} rows; cross-validation would leave")
+    baseline = search.candidates[0]
+    assert baseline.prediction is not None
+    assert baseline.prediction.shape == (n, 2)
+    assert baseline.score == search._score(baseline.prediction)
+    assert len(baseline.trainers) == 5, "the baseline itself was cross-validated"
+    ok = [c for c in search.candidates if c.status == "ok"]
+    assert len(ok) >= 2
+    assert all(c.prediction is not None and len(c.prediction) == n for c in ok)
+    assert result.model.predict(table.slice(0, 5)).num_rows == 5
+
+    assert _fit(table.slice(0, 999), "y", **options).validation == "5-fold cross-validation"
+    monkeypatch.setattr(automl, "CV_MAX_SHARE", 1.0)
+    assert _fit(table, "y", **options).validation == "5-fold cross-validation"
