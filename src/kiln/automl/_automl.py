@@ -291,10 +291,10 @@ def fit(
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
     cost is measured on its validation rows, boosted trees grow only the rounds the cost per tree
     measured so far allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
-    steers the search away from its settings), and an ensemble only takes
-    members while their costs sum within it; when nothing fits, the fastest candidate is
-    returned with a warning. Finishes within the budget plus 10 % (plus one small baseline model
-    when the budget is too small for even that), and always returns a model.
+    steers the search away from its settings), and an ensemble only takes members while their
+    costs sum within it; when nothing fits, the fastest candidate is returned with a warning.
+    Finishes within the budget plus 10 % (plus one small baseline model when the budget is too
+    small for even that), and always returns a model.
     """
     started = time.perf_counter()
     if not isinstance(time_budget, int | float) or isinstance(time_budget, bool):
@@ -505,11 +505,15 @@ class _Search:
 
     def _to_holdout(self) -> None:
         """Validate on one holdout from now on (see :data:`CV_MAX_SHARE`). The candidates so far
-        keep their out-of-fold predictions of the holdout's rows, and are scored on those."""
-        before = self._scored_rows()
+        keep their out-of-fold predictions of the holdout's rows, and are scored on those; their
+        times are scaled to what one holdout costs (one fold's fit, the holdout's rows
+        predicted), which the time and prediction-cost estimates assume."""
+        before, k = self._scored_rows(), len(self.folds)
         self.folds = self._folds(self.seed, holdout=True)
         rows = np.searchsorted(before, self._scored_rows())
         for cand in self.candidates:
+            cand.fit_s /= k
+            cand.predict_s *= len(rows) / len(before)
             if cand.prediction is not None:
                 cand.prediction = cand.prediction[rows]
                 cand.score = self._score(cand.prediction)
@@ -1016,7 +1020,8 @@ class _Search:
             cand.best_iterations += run.best_iterations
 
     def _pool(self) -> list[_Candidate]:
-        """The candidates the final choice is made from: those rechecked, when any were."""
+        """The candidates the final choice is made from: those rechecked, when any were; with an
+        ``infer_limit``, those within it (the fastest, when none is)."""
         ok = [c for c in self.candidates if c.status == "ok" and c.prediction is not None]
         rechecked = [c for c in ok if c.rechecked]
         pool = rechecked or ok
