@@ -96,6 +96,8 @@ LINEAR_GD_FEATURES = 256
 DNN_MIN_SECONDS = 20.0
 """A DNN is tried only with at least this much search time left."""
 REFIT_MAX = 0.25
+END_MARGIN = 0.02
+"""Share of the budget kept at the end beyond the measured estimates (see ``_end_reserve``)."""
 """Share of the budget the refit of the chosen models on every row may take."""
 TRIAL_SHARE = 0.5
 """A candidate is stopped once it has run for this share of the search time left at its start."""
@@ -406,6 +408,7 @@ class _Search:
         )
         self.features: dict[str, tuple[FittedTransform, Array, list[int]]] = {}
         self.transform_s: dict[str, float] = {}  # preprocessing key -> seconds per row
+        self.score_s = 0.0  # the longest one scoring of a candidate's predictions took
         self.candidates: list[_Candidate] = []
 
     # -- checks -----------------------------------------------------------------------------------
@@ -820,7 +823,9 @@ class _Search:
             run.error = f"stopped at its time limit after {stopped[0] + 1} iteration(s)"
         if run.status == "ok" and oof is not None:
             run.prediction = oof[self._scored_rows()]
+            s0 = time.perf_counter()
             run.score = self._score(run.prediction)
+            self.score_s = max(self.score_s, time.perf_counter() - s0)
             if not math.isfinite(run.score):
                 run.status, run.error = "failed", f"the {self.metric} is not finite"
         return run
@@ -952,17 +957,20 @@ class _Search:
         return self._recheck_reserve() + self._end_reserve()
 
     def _end_reserve(self) -> float:
-        """Ensemble selection, and the refit of the likely members on every row (a quarter of
-        the budget at most; else the models trained on the validation's training part are
-        kept)."""
+        """Ensemble selection (up to 25 rounds over the best ten: each a scoring, timed), the
+        refit of the likely members on every row (a quarter of the budget at most; else the
+        models trained on the validation's training part are kept), and :data:`END_MARGIN` of
+        the budget for assembling the model and the estimates' error. (A flat 5 % of the budget
+        left breast_cancer 4.3 s of its 60 idle: selection and refit took 0.1 s.)"""
         ok = sorted(
             (c for c in self.candidates if c.status == "ok"),
             key=lambda c: c.score,
             reverse=self.higher,
-        )[:3]
-        refit = sum(self._refit_estimate(c) for c in ok)
+        )
+        refit = sum(self._refit_estimate(c) for c in ok[:3])
         planned = refit if refit <= REFIT_MAX * self.budget else 0.0
-        return 0.05 * self.budget + planned
+        selection = 25 * min(len(ok), 10) * self.score_s
+        return selection + planned + END_MARGIN * self.budget
 
     def _recheck_reserve(self) -> float:
         """Time for :meth:`_recheck`: none where the best candidate alone would take more than
