@@ -369,9 +369,9 @@ def test_infer_limit_leaves_out_candidates_that_predict_slower(
         assert r["predict_us_per_row"] > limit_us
         assert r["validation_score"] is not None
         assert "over the infer_limit" in r["error"]
-    automl = result.model.metrics["automl"]
-    assert automl["infer_limit"] == pytest.approx(limit_us * 1e-6)
-    assert automl["predict_us_per_row"] <= limit_us
+    chosen = result.model.metrics["automl"]
+    assert chosen["infer_limit"] == pytest.approx(limit_us * 1e-6)
+    assert chosen["predict_us_per_row"] <= limit_us
     members = [r for r in rows if r["ensemble_weight"]]
     assert members
     assert all(r["status"] == "ok" for r in members)
@@ -424,6 +424,11 @@ def test_holdout_when_the_budget_affords_too_few_cross_validations(
     assert baseline.prediction.shape == (n, 2)
     assert baseline.score == search._score(baseline.prediction)
     assert len(baseline.trainers) == 5, "the baseline itself was cross-validated"
+    X = search._features(baseline.model_type)[1]
+    out_of_fold = np.zeros((search.n, 2))
+    for trainer, (_, valid) in zip(baseline.trainers, search._folds(0), strict=True):
+        out_of_fold[valid] = search._predict(trainer, X[valid])
+    np.testing.assert_allclose(baseline.prediction, out_of_fold[holdout[1]])
     ok = [c for c in search.candidates if c.status == "ok"]
     assert len(ok) >= 2
     assert all(c.prediction is not None and len(c.prediction) == n for c in ok)
