@@ -96,9 +96,9 @@ LINEAR_GD_FEATURES = 256
 DNN_MIN_SECONDS = 20.0
 """A DNN is tried only with at least this much search time left."""
 REFIT_MAX = 0.25
+"""Share of the budget the refit of the chosen models on every row may take."""
 END_MARGIN = 0.02
 """Share of the budget kept at the end beyond the measured estimates (see ``_end_reserve``)."""
-"""Share of the budget the refit of the chosen models on every row may take."""
 TRIAL_SHARE = 0.5
 """A candidate is stopped once it has run for this share of the search time left at its start."""
 RECHECK_TOP = 8
