@@ -723,16 +723,28 @@ class _Search:
             return None
         tree_key = _preprocessing_key(self._model_type("boosted_tree"))
         spare = self.infer_limit - self.transform_s.get(tree_key, 0.0)
-        fraction = len(self.folds[0][0]) / self.n  # the refit on every row grows 1/sqrt of it
-        per_round = per_tree * (len(self.classes) if self.task == "multiclass" else 1)
-        return max(1, int(spare * fraction**0.5 / per_round))
+        return max(1, int(spare / self._refit_growth / (per_tree * self._trees_per_round)))
+
+    @property
+    def _trees_per_round(self) -> int:
+        """Trees a boosting round grows: one per class for multiclass, else one."""
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    @property
+    def _refit_growth(self) -> float:
+        """How many times the rounds early stopping found a boosted candidate grows when refitted
+        on every row (1/sqrt of the share of rows it was trained on; see :meth:`_refit`)."""
+        return float((len(self.folds[0][0]) / self.n) ** -0.5)
+
+    @property
+    def _validated_rows(self) -> int:
+        """Rows a candidate's validation predicts: every row (cross-validation) or the holdout."""
+        return max(sum(len(valid) for _, valid in self.folds), 1)
 
     def _tree_cost(self, leaves: int) -> float | None:
         """Seconds per row one tree of ``leaves`` leaves costs to predict: measured on the boosted
         candidate with the nearest number of leaves, scaled up by depth (log2 of the leaves) for
         bigger trees."""
-        rows = max(sum(len(valid) for _, valid in self.folds), 1)
-        per_round = len(self.classes) if self.task == "multiclass" else 1
         seen: list[tuple[float, float, int]] = []
         for c in self.candidates:
             if (
@@ -742,9 +754,10 @@ class _Search:
                 or "num_leaves" not in c.settings
             ):
                 continue
-            trees = (float(np.mean(c.best_iterations)) + 1) * per_round
+            trees = (float(np.mean(c.best_iterations)) + 1) * self._trees_per_round
             theirs = int(c.settings["num_leaves"])
-            seen.append((abs(math.log(theirs / leaves)), c.predict_s / rows / trees, theirs))
+            per_row = c.predict_s / self._validated_rows
+            seen.append((abs(math.log(theirs / leaves)), per_row / trees, theirs))
         if not seen:
             return None
         _, cost, theirs = min(seen)
@@ -754,12 +767,10 @@ class _Search:
         """Estimated seconds per row to predict with ``members`` together, in batch on one
         thread: each one's time on its validation rows (boosted trees grown by the rounds the
         refit on every row adds), plus each distinct preprocessing's transform."""
-        rows = max(sum(len(valid) for _, valid in self.folds), 1)
-        fraction = len(self.folds[0][0]) / self.n
         total = 0.0
         for c in members:
-            grown = fraction**-0.5 if c.family == "boosted_tree" and c.best_iterations else 1.0
-            total += c.predict_s / rows * grown
+            boosted = c.family == "boosted_tree" and c.best_iterations
+            total += c.predict_s / self._validated_rows * (self._refit_growth if boosted else 1.0)
         keys = {_preprocessing_key(c.model_type) for c in members}
         return total + sum(self.transform_s.get(k, 0.0) for k in keys)
 
@@ -1233,7 +1244,7 @@ class _Search:
             settings.pop("tpe_trial", None)
             if cand.family == "boosted_tree" and cand.best_iterations:
                 rounds = float(np.mean(cand.best_iterations)) + 1
-                settings["max_iterations"] = max(1, round(rounds / fraction**0.5))
+                settings["max_iterations"] = max(1, round(rounds * self._refit_growth))
                 settings["early_stop_rounds"] = None
             _, X, categorical = self._features(cand.model_type)
             rows = np.arange(self.n)

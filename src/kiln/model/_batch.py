@@ -71,7 +71,6 @@ import pyarrow as pa
 
 from kiln._threads import Drain, blas_threads, prefetched
 from kiln.errors import DataError
-from kiln.model._model import predict_chunks
 
 if TYPE_CHECKING:
     from kiln.model._model import Model
@@ -358,12 +357,10 @@ def _prepared(
 def _predicted(
     model: Model, table: pa.Table, offset: int, source: str | os.PathLike[str], dictionary: bool
 ) -> pa.Table:
-    """:meth:`Model.predict` of one batch, in :data:`PREDICT_CHUNK_ROWS` slices as it does
-    (``dictionary``: class labels as dictionary arrays, for the Parquet writer)."""
+    """:meth:`Model.predict` of one checked batch, chunk by chunk as it goes (``dictionary``:
+    class labels as dictionary arrays, for the Parquet writer)."""
     with _rows_named(source, offset, table.num_rows):
-        return pa.concat_tables(
-            model._predict(chunk, dictionary=dictionary) for chunk in predict_chunks(table)
-        )
+        return model._predict_chunked(table, dictionary=dictionary)
 
 
 @contextlib.contextmanager

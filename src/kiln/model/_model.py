@@ -49,7 +49,7 @@ from kiln.train import Trainer, get_trainer
 from kiln.transform import FittedTransform, TransformGraph
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     import pyarrow as pa
 
@@ -97,15 +97,6 @@ def preprocessing_for(
 
 
 PREDICT_CHUNK_ROWS = 65_536
-
-
-def predict_chunks(table: pa.Table) -> Iterator[pa.Table]:
-    """``table`` in slices of :data:`PREDICT_CHUNK_ROWS` rows (zero-copy): the pieces
-    :meth:`Model.predict` transforms and predicts one at a time."""
-    for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS):
-        yield table.slice(start, PREDICT_CHUNK_ROWS)
-
-
 FEW_ROWS = 128
 """Up to this many rows, :meth:`Model.predict_rows` and :meth:`Model.predict_columns` take the
 few-row path (no Arrow table)."""
@@ -262,9 +253,17 @@ class Model:
         if table.num_rows <= FEW_ROWS:
             return self._predict(table)
         with blas_threads():
-            if table.num_rows <= PREDICT_CHUNK_ROWS:
-                return self._predict(table)
-            return pa.concat_tables(self._predict(chunk) for chunk in predict_chunks(table))
+            return self._predict_chunked(table)
+
+    def _predict_chunked(self, table: pa.Table, *, dictionary: bool = False) -> pa.Table:
+        """:meth:`_predict` of a checked table, in zero-copy slices of
+        :data:`PREDICT_CHUNK_ROWS` rows (batch prediction calls this too)."""
+        if table.num_rows <= PREDICT_CHUNK_ROWS:
+            return self._predict(table, dictionary=dictionary)
+        return pa.concat_tables(
+            self._predict(table.slice(start, PREDICT_CHUNK_ROWS), dictionary=dictionary)
+            for start in range(0, table.num_rows, PREDICT_CHUNK_ROWS)
+        )
 
     def _predict(self, table: pa.Table, *, dictionary: bool = False) -> pa.Table:
         """Transform, estimate, post-process one chunk (``dictionary``: see ``_answer``)."""
