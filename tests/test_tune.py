@@ -103,6 +103,8 @@ def test_every_builtin_trainer_has_a_default_search_space_it_accepts() -> None:
         "random_forest_regressor",
         "dnn_classifier",
         "dnn_regressor",
+        "catboost_classifier",
+        "catboost_regressor",
     ]
     assert set(tunable) | {"pca"} <= set(trainers())
     for model_type in tunable:

@@ -526,7 +526,8 @@ def automl_cmd(
     exclude: Annotated[
         list[str] | None,
         typer.Option(
-            "--exclude", help="A family to leave out: boosted_tree, linear, random_forest, dnn."
+            "--exclude",
+            help="A family to leave out: boosted_tree, linear, random_forest, dnn, catboost.",
         ),
     ] = None,
     out: Annotated[
@@ -583,7 +584,10 @@ def train_cmd(
         str,
         typer.Option(
             "--model",
-            help="auto (AutoML), linear, logistic, kmeans, boosted_tree, random_forest or dnn.",
+            help=(
+                "auto (AutoML), linear, logistic, kmeans, boosted_tree, random_forest, dnn or"
+                " catboost."
+            ),
         ),
     ] = "auto",
     time_budget: Annotated[

@@ -81,6 +81,8 @@ _FAMILY: dict[str, Family] = {
     "boosted_tree_regressor": "tree",
     "random_forest_classifier": "tree",
     "random_forest_regressor": "tree",
+    "catboost_classifier": "tree",
+    "catboost_regressor": "tree",
     "dnn_classifier": "dnn",
     "dnn_regressor": "dnn",
 }

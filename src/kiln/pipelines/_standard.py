@@ -43,8 +43,18 @@ from kiln.workspace import Workspace
 
 __all__ = ["MODELS", "default_thresholds", "load_config", "resolve_champion", "standard"]
 
-MODELS = ("auto", "linear", "logistic", "kmeans", "boosted_tree", "random_forest", "dnn")
-"""``model`` choices: ``auto`` searches (AutoML); the others train one BigQuery ML family."""
+MODELS = (
+    "auto",
+    "linear",
+    "logistic",
+    "kmeans",
+    "boosted_tree",
+    "random_forest",
+    "dnn",
+    "catboost",
+)
+"""``model`` choices: ``auto`` searches (AutoML); the others train one family (BigQuery ML's, and
+CatBoost)."""
 
 
 def _model_type(model: str, task: str) -> str:
@@ -54,9 +64,13 @@ def _model_type(model: str, task: str) -> str:
     if model == "kmeans":
         return "kmeans"
     suffix = "classifier" if classify else "regressor"
-    return {"boosted_tree": "boosted_tree_", "random_forest": "random_forest_", "dnn": "dnn_"}[
-        model
-    ] + suffix
+    prefix = {
+        "boosted_tree": "boosted_tree_",
+        "random_forest": "random_forest_",
+        "dnn": "dnn_",
+        "catboost": "catboost_",
+    }
+    return prefix[model] + suffix
 
 
 def default_thresholds(task: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from kiln._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from kiln.train._catboost import CatBoostClassifier, CatBoostRegressor
     from kiln.train._contract import (
         IterationInfo,
         IterationListener,
@@ -70,4 +71,9 @@ _EXPORTS |= {
     "PCATrainer": "kiln.train._pca",
 }
 __all__ += ["KMeansTrainer", "LinearRegTrainer", "LogisticRegTrainer", "PCATrainer"]
+_EXPORTS |= {  # extra catboost
+    "CatBoostClassifier": "kiln.train._catboost",
+    "CatBoostRegressor": "kiln.train._catboost",
+}
+__all__ += ["CatBoostClassifier", "CatBoostRegressor"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

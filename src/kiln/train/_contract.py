@@ -157,6 +157,8 @@ _BUILTINS: dict[str, str] = {
     "random_forest_regressor": "kiln.train._trees",
     "dnn_classifier": "kiln.train.dl._dnn",
     "dnn_regressor": "kiln.train.dl._dnn",
+    "catboost_classifier": "kiln.train._catboost",
+    "catboost_regressor": "kiln.train._catboost",
     "ensemble_classifier": "kiln.train._ensemble",
     "ensemble_regressor": "kiln.train._ensemble",
 }
@@ -164,6 +166,8 @@ _BUILTINS: dict[str, str] = {
 _OPTIONAL_TRAINERS: dict[str, tuple[str, str]] = {
     "dnn_classifier": ("dl", "torch"),
     "dnn_regressor": ("dl", "torch"),
+    "catboost_classifier": ("catboost", "catboost"),
+    "catboost_regressor": ("catboost", "catboost"),
 }
 
 

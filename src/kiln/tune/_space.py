@@ -16,7 +16,8 @@ optional ``"log": true``) and ``{"candidates": [...]}``.
 :func:`default_search_space` gives, per model type, the options BigQuery ML documents a default
 range for (its hyperparameter tuning overview), restricted to the options Kiln's trainers have
 and to values they accept: an open end such as ``learn_rate``'s ``(0, 1]`` starts at a small
-positive value, since a rate of 0 learns nothing and Kiln refuses it.
+positive value, since a rate of 0 learns nothing and Kiln refuses it. CatBoost, which BigQuery
+ML does not have, gets Kiln's own default ranges (learning rate on a log scale, depth 4-10).
 """
 
 from __future__ import annotations
@@ -210,6 +211,12 @@ _DNN: dict[str, Dimension] = {
     "l2_reg": Range(0.0, 10.0, True),
     "optimizer": Candidates(("ADAGRAD", "ADAM", "FTRL", "RMSPROP", "SGD")),
 }
+_CATBOOST: dict[str, Dimension] = {  # Kiln's (BigQuery ML has no CatBoost): its usual ranges
+    "learn_rate": Range(0.01, 0.3, True),
+    "max_tree_depth": Range(4, 10, False),
+    "l2_reg": Range(1.0, 10.0, True),
+    "colsample_bylevel": Range(0.5, 1.0, False),
+}
 _DEFAULTS: dict[str, dict[str, Dimension]] = {
     "linear_reg": _GLM,
     "logistic_reg": _GLM,
@@ -220,6 +227,8 @@ _DEFAULTS: dict[str, dict[str, Dimension]] = {
     "random_forest_regressor": _FOREST,
     "dnn_classifier": _DNN,
     "dnn_regressor": _DNN,
+    "catboost_classifier": _CATBOOST,
+    "catboost_regressor": _CATBOOST,
 }
 
 

@@ -1,0 +1,488 @@
+"""Gradient-boosted oblivious trees on CatBoost (extra ``catboost``), with BigQuery ML's option
+names where it has one.
+
+BigQuery ML has no CatBoost model; its boosted-tree option names are kept for what CatBoost
+shares with them, with CatBoost's own defaults (its trees are symmetric: every node of a level
+splits on the same condition, so a tree of depth d is d comparisons, which makes prediction
+cheap):
+
+=========================  ==========  ===================================================
+option                     default     CatBoost parameter
+=========================  ==========  ===================================================
+``max_iterations``         1000        ``iterations`` (boosting rounds, one tree each, one
+                                       per class for multiclass)
+``learn_rate``             None        ``learning_rate``; None: CatBoost picks it from the
+                                       rows and rounds (the rate it used is recorded)
+``max_tree_depth``         6           ``depth`` (1-16)
+``l2_reg``                 None        ``l2_leaf_reg``; None: CatBoost's (3), and only
+                                       then does CatBoost pick ``learn_rate`` itself
+``colsample_bylevel``      1.0         ``rsm`` (share of features tried per level)
+``auto_class_weights``     false       ``auto_class_weights="Balanced"``
+``class_weights``          none        ``class_weights`` (``{label: weight}``, labels as
+                                       strings; unnamed ones 1.0)
+``early_stop_rounds``      None        with an eval set, ``od_type="Iter"``,
+                                       ``od_wait``, and the best round kept
+                                       (``use_best_model``); needs ``X_eval``/``y_eval``
+``max_bin``                254         ``border_count`` (1-65535)
+``num_threads``            1           ``thread_count`` (1: CatBoost otherwise takes every
+                                       core, which is 30-120x slower on a busy machine)
+``seed``                   0           ``random_seed``
+=========================  ==========  ===================================================
+
+Columns listed in ``categorical`` (Kiln's category codes) are CatBoost categorical features:
+CatBoost encodes them itself with ordered target statistics (and one-hot for tiny ones); an
+unseen category (code NaN) is a category CatBoost has not seen, as it should be. Missing numeric
+values (NaN) go below every split (CatBoost's ``Min``).
+
+One :class:`IterationInfo` is recorded per round (loss: log loss, or mean squared error for
+regression, on the training rows; eval loss on the eval set). The model is CatBoost's own binary
+format (``model.cbm``), which CatBoost's C++ parses; loading it executes nothing. CatBoost writes
+no files of its own while training (``allow_writing_files`` is off).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+
+from kiln.errors import TrainingError
+from kiln.train._checks import check_labels, check_matrix, check_number, check_rows
+from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
+
+if TYPE_CHECKING:
+    import catboost
+
+__all__ = ["CatBoostClassifier", "CatBoostRegressor"]
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+_MODEL_FILE = "model.cbm"
+_UNSEEN = b"unseen"  # the category of a code the fit never saw (NaN)
+
+
+class _Recorder:
+    """CatBoost callback (after each round): one :class:`IterationInfo` per round, told to the
+    iteration listeners; a listener's :class:`StopTraining` ends the fit with the model kept,
+    any other exception is held and raised again once CatBoost has returned."""
+
+    def __init__(self, trainer: CatBoostTrainer, learning_rate: float | None) -> None:
+        self.trainer = trainer
+        self.learning_rate = learning_rate
+        self.rows: list[IterationInfo] = []
+        self.error: BaseException | None = None
+        self.started = time.perf_counter()
+
+    def after_iteration(self, info: Any) -> bool:
+        now = time.perf_counter()
+        learn = info.metrics.get("learn", {})
+        valid = info.metrics.get("validation", {})
+        loss_name = self.trainer._loss_name
+        square = 2 if loss_name == "RMSE" else 1  # record squared error, as LightGBM's l2
+        eval_loss = valid[loss_name][-1] ** square if loss_name in valid else None
+        row = IterationInfo(
+            iteration=len(self.rows),
+            loss=float(learn[loss_name][-1] ** square) if loss_name in learn else float("nan"),
+            eval_loss=None if eval_loss is None else float(eval_loss),
+            learning_rate=self.learning_rate,
+            duration_ms=round((now - self.started) * 1000),
+        )
+        self.started = now
+        try:
+            stop = record_iteration(self.trainer, self.rows, row)
+        except Exception as exc:  # raised again after fit: CatBoost would wrap it
+            self.error = exc
+            return False
+        return not stop
+
+
+class CatBoostTrainer(Trainer):
+    """Shared fit/predict/save of the two CatBoost trainers."""
+
+    model_: catboost.CatBoost
+    n_features_in_: int
+    feature_importance_: Array
+    best_iteration_: int
+    learning_rate_: float
+    """The learning rate the fit used: ``learn_rate``, or the one CatBoost chose."""
+    categorical_: list[int]
+    classes_: Array  # classifiers: the labels, in the order of the probabilities' columns
+    _loss_name = "RMSE"
+
+    def __init__(
+        self,
+        *,
+        max_iterations: int = 1000,
+        learn_rate: float | None = None,
+        max_tree_depth: int = 6,
+        l2_reg: float | None = None,
+        colsample_bylevel: float = 1.0,
+        auto_class_weights: bool = False,
+        class_weights: Mapping[str, float] | None = None,
+        early_stop_rounds: int | None = None,
+        max_bin: int = 254,
+        num_threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        mt = self.model_type
+        p: dict[str, Any] = {
+            "max_iterations": int(
+                check_number(mt, "max_iterations", max_iterations, minimum=1, integer=True)
+            ),
+            "learn_rate": None
+            if learn_rate is None
+            else check_number(mt, "learn_rate", learn_rate, minimum=0.0, exclusive_minimum=True),
+            "max_tree_depth": int(
+                check_number(
+                    mt, "max_tree_depth", max_tree_depth, minimum=1, maximum=16, integer=True
+                )
+            ),
+            "l2_reg": None if l2_reg is None else check_number(mt, "l2_reg", l2_reg, minimum=0.0),
+            "colsample_bylevel": check_number(
+                mt,
+                "colsample_bylevel",
+                colsample_bylevel,
+                minimum=0.0,
+                maximum=1.0,
+                exclusive_minimum=True,
+            ),
+            "early_stop_rounds": None
+            if early_stop_rounds is None
+            else int(
+                check_number(mt, "early_stop_rounds", early_stop_rounds, minimum=1, integer=True)
+            ),
+            "max_bin": int(
+                check_number(mt, "max_bin", max_bin, minimum=1, maximum=65535, integer=True)
+            ),
+            "num_threads": int(
+                check_number(mt, "num_threads", num_threads, minimum=1, integer=True)
+            ),
+            "seed": int(check_number(mt, "seed", seed, minimum=0, integer=True)),
+        }
+        if self.task == "classification":
+            if not isinstance(auto_class_weights, bool):
+                raise TrainingError(
+                    f"{mt}: auto_class_weights must be true or false, got {auto_class_weights!r}"
+                )
+            if auto_class_weights and class_weights:
+                raise TrainingError(f"{mt}: set auto_class_weights or class_weights, not both")
+            if class_weights is not None and not isinstance(class_weights, Mapping):
+                raise TrainingError(
+                    f"{mt}: class_weights must be a mapping {{label: weight}},"
+                    f" got {class_weights!r}"
+                )
+            p["auto_class_weights"] = auto_class_weights
+            p["class_weights"] = (
+                None
+                if class_weights is None
+                else {
+                    str(k): check_number(mt, f"class_weights[{k!r}]", v, minimum=0.0)
+                    for k, v in class_weights.items()
+                }
+            )
+        elif auto_class_weights or class_weights:
+            raise TrainingError(
+                f"{mt}: auto_class_weights and class_weights apply to classifiers only"
+            )
+        self._params = p
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    # -- the data CatBoost reads --------------------------------------------------------------
+
+    def _pool(self, X: Array, label: Array | None = None, weight: Array | None = None) -> Any:
+        """``X`` as CatBoost reads it: the numeric columns (float32, CatBoost's own precision),
+        then the categorical ones as byte strings of their codes (an unseen code, NaN, its own)."""
+        import catboost
+
+        cats = self.categorical_
+        numeric = [i for i in range(X.shape[1]) if i not in set(cats)]
+        num = np.ascontiguousarray(X[:, numeric], dtype=np.float32) if numeric else None
+        cat = None
+        if cats:
+            codes = X[:, cats]
+            unseen = ~np.isfinite(codes) | (codes < 0)
+            index = np.where(unseen, 0, codes).astype(np.int64)
+            top = int(index.max(initial=0)) + 1
+            names = np.array([_UNSEEN, *(str(i).encode() for i in range(top))], dtype=object)
+            cat = names[np.where(unseen, 0, index + 1)]
+        data = catboost.FeaturesData(num_feature_data=num, cat_feature_data=cat)
+        return catboost.Pool(data, label=label, weight=weight)
+
+    def _check_categorical(self, categorical: Sequence[int], n_features: int) -> list[int]:
+        columns = sorted({int(c) for c in categorical})
+        bad = [c for c in columns if not 0 <= c < n_features]
+        if bad:
+            raise TrainingError(
+                f"{self.model_type}: categorical column(s) {bad} are out of range for"
+                f" {n_features} feature(s)"
+            )
+        return columns
+
+    # -- fit --------------------------------------------------------------------------------
+
+    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
+        return check_labels(self.model_type, y, name, numeric=True)
+
+    def _catboost_params(self) -> dict[str, Any]:
+        p = self._params
+        params: dict[str, Any] = {
+            "iterations": p["max_iterations"],
+            "depth": p["max_tree_depth"],
+            "rsm": p["colsample_bylevel"],
+            "border_count": p["max_bin"],
+            "thread_count": p["num_threads"],
+            "random_seed": p["seed"],
+            "allow_writing_files": False,
+            "verbose": False,
+            "loss_function": self._loss_name,
+        }
+        if p["learn_rate"] is not None:
+            params["learning_rate"] = p["learn_rate"]
+        if p["l2_reg"] is not None:  # (set, it turns CatBoost's own choice of rate off)
+            params["l2_leaf_reg"] = p["l2_reg"]
+        return params
+
+    def fit(
+        self,
+        X: Array,
+        y: Array | None = None,
+        *,
+        X_eval: Array | None = None,
+        y_eval: Array | None = None,
+        sample_weight: Array | None = None,
+        categorical: Sequence[int] = (),
+    ) -> Self:
+        import catboost
+
+        mt = self.model_type
+        for learned in (
+            "model_",
+            "classes_",
+            "n_features_in_",
+            "feature_importance_",
+            "learning_rate_",
+        ):
+            self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
+        patience = self._params["early_stop_rounds"]
+        if (X_eval is None) != (y_eval is None):
+            raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
+        if patience is not None and X_eval is None:
+            raise TrainingError(
+                f"{mt}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
+                " (Model.fit's eval_table), or leave early_stop_rounds unset"
+            )
+        X = check_matrix(mt, X, "X", allow_nan=True)
+        if y is None:
+            raise TrainingError(f"{mt}: fit needs labels y")
+        target = self._encode_target(y, "y", fitting=True)
+        check_rows(mt, X, target)
+        weight = None
+        if sample_weight is not None:
+            weight = check_labels(mt, sample_weight, "sample_weight", numeric=True)
+            check_rows(mt, X, weight, ("X", "sample_weight"))
+        self.categorical_ = self._check_categorical(categorical, X.shape[1])
+        params = self._catboost_params()
+        params.update(self._class_params())
+        train = self._pool(X, target, weight)
+        eval_set = None
+        if X_eval is not None and y_eval is not None:
+            X_eval = check_matrix(mt, X_eval, "X_eval", n_features=X.shape[1], allow_nan=True)
+            target_eval = self._encode_target(y_eval, "y_eval", fitting=False)
+            check_rows(mt, X_eval, target_eval, ("X_eval", "y_eval"))
+            eval_set = self._pool(X_eval, target_eval)
+            if patience is not None:
+                params.update(od_type="Iter", od_wait=patience, use_best_model=True)
+            else:
+                params["use_best_model"] = False
+        recorder = _Recorder(self, self._params["learn_rate"])
+        model = catboost.CatBoost(params)
+        try:
+            model.fit(train, eval_set=eval_set, callbacks=[recorder])
+        except catboost.CatBoostError as exc:
+            raise TrainingError(f"{mt}: CatBoost refused to train: {exc}") from exc
+        if recorder.error is not None:
+            raise recorder.error
+        rate = float(model.get_all_params().get("learning_rate", self._params["learn_rate"] or 0))
+        for row in recorder.rows:  # the rate CatBoost chose, when it chose
+            row.learning_rate = rate
+        self.learning_rate_ = rate
+        self.model_ = model
+        self.n_features_in_ = X.shape[1]
+        self.training_info_ = recorder.rows
+        self.best_iteration_ = int(model.tree_count_ // self._trees_per_round) - 1
+        self.feature_importance_ = self._importance(model)
+        return self
+
+    def _class_params(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def _trees_per_round(self) -> int:
+        return 1
+
+    def _importance(self, model: Any) -> Array:
+        """CatBoost's importance (PredictionValuesChange) in the input's column order."""
+        out = np.zeros(self.n_features_in_)
+        out[self._catboost_order()] = np.asarray(model.get_feature_importance(), dtype=np.float64)
+        return out
+
+    # -- predict ----------------------------------------------------------------------------
+
+    def _raw(self, X: Array, kind: str) -> Array:
+        self._check_fitted("model_")
+        X = check_matrix(self.model_type, X, "X", n_features=self.n_features_in_, allow_nan=True)
+        return np.asarray(
+            self.model_.predict(
+                self._pool(X), prediction_type=kind, thread_count=self._params["num_threads"]
+            ),
+            dtype=np.float64,
+        )
+
+    def predict(self, X: Array) -> Array:
+        return self._raw(X, "RawFormulaVal")
+
+    def contributions(self, X: Array) -> Array:
+        """Tree SHAP values (CatBoost's ``ShapValues``) in raw-score space (log-odds for binary,
+        each class's softmax margin for more): rows x (features + 1), the last column the expected
+        value, each row summing to the raw prediction; rows x classes x (features + 1) for more
+        than two classes. Features in the input's column order."""
+        self._check_fitted("model_")
+        X = check_matrix(self.model_type, X, "X", n_features=self.n_features_in_, allow_nan=True)
+        values = np.asarray(
+            self.model_.get_feature_importance(
+                self._pool(X), type="ShapValues", thread_count=self._params["num_threads"]
+            ),
+            dtype=np.float64,
+        )
+        out = np.empty_like(values)
+        out[..., self._catboost_order()] = values[..., :-1]
+        out[..., -1] = values[..., -1]
+        return out
+
+    def _catboost_order(self) -> list[int]:
+        """The input's column of each of CatBoost's features: numeric first, then categorical."""
+        cats = set(self.categorical_)
+        numeric = [i for i in range(self.n_features_in_) if i not in cats]
+        return numeric + self.categorical_
+
+    # -- save / load ------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        self._check_fitted("model_")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model_.save_model(str(folder / _MODEL_FILE), format="cbm")
+        saved: dict[str, Any] = {
+            "model_type": self.model_type,
+            "params": self.get_params(),
+            "model_file": _MODEL_FILE,
+            "n_features": self.n_features_in_,
+            "categorical": self.categorical_,
+            "training_info": [row.to_dict() for row in self.training_info_],
+            "best_iteration": self.best_iteration_,
+            "learning_rate": self.learning_rate_,
+        }
+        if self.task == "classification":
+            saved["classes"] = self.classes_.tolist()
+        return saved
+
+    @classmethod
+    def load(cls, folder: Path, saved: dict[str, Any]) -> Self:
+        import catboost
+
+        trainer = cls(**saved["params"])
+        path = Path(folder) / _MODEL_FILE
+        model = catboost.CatBoost()
+        try:
+            model.load_model(str(path), format="cbm")
+        except (OSError, catboost.CatBoostError) as exc:
+            raise TrainingError(f"{cls.model_type}: cannot load {path}: {exc}") from exc
+        trainer.model_ = model
+        trainer.n_features_in_ = int(saved["n_features"])
+        trainer.categorical_ = [int(c) for c in saved["categorical"]]
+        trainer.training_info_ = [IterationInfo(**row) for row in saved["training_info"]]
+        trainer.best_iteration_ = int(saved["best_iteration"])
+        trainer.learning_rate_ = float(saved["learning_rate"])
+        trainer.feature_importance_ = trainer._importance(model)
+        if "classes" in saved:
+            trainer.classes_ = np.asarray(saved["classes"])
+        return trainer
+
+
+@register_trainer
+class CatBoostRegressor(CatBoostTrainer):
+    """``catboost_regressor``: CatBoost's boosted oblivious trees on squared error."""
+
+    model_type = "catboost_regressor"
+    task = "regression"
+
+
+@register_trainer
+class CatBoostClassifier(CatBoostTrainer):
+    """``catboost_classifier``: CatBoost's boosted oblivious trees on log loss, binary or
+    multiclass; labels of any type (kept in ``classes_``)."""
+
+    model_type = "catboost_classifier"
+    task = "classification"
+
+    @property
+    def _loss_name(self) -> str:  # type: ignore[override]
+        return "Logloss" if len(self.classes_) == 2 else "MultiClass"
+
+    @property
+    def _trees_per_round(self) -> int:
+        return 1  # CatBoost grows one multi-output tree a round, whatever the classes
+
+    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
+        labels = check_labels(self.model_type, y, name)
+        if fitting:
+            try:
+                classes, codes = np.unique(labels, return_inverse=True)
+            except TypeError as exc:
+                raise TrainingError(
+                    f"{self.model_type}: {name} mixes label types that cannot be ordered: {exc}"
+                ) from exc
+            if len(classes) < 2:
+                raise TrainingError(
+                    f"{self.model_type}: {name} has a single class ({classes[0]!r}); a classifier"
+                    " needs at least two"
+                )
+            self.classes_ = classes
+            return codes.reshape(-1).astype(np.int64)
+        index = {label: code for code, label in enumerate(self.classes_.tolist())}
+        unknown = sorted({str(v) for v in labels.tolist() if v not in index})
+        if unknown:
+            raise TrainingError(
+                f"{self.model_type}: {name} has label(s) not seen in y: {', '.join(unknown[:5])}"
+            )
+        return np.array([index[v] for v in labels.tolist()], dtype=np.int64)
+
+    def _class_params(self) -> dict[str, Any]:
+        p = self._params
+        out: dict[str, Any] = {"loss_function": self._loss_name}
+        if p["auto_class_weights"]:
+            out["auto_class_weights"] = "Balanced"
+        elif p["class_weights"]:
+            names = [str(c) for c in self.classes_.tolist()]
+            unknown = sorted(set(p["class_weights"]) - set(names))
+            if unknown:
+                raise TrainingError(
+                    f"{self.model_type}: class_weights names label(s) not in y: {unknown};"
+                    f" labels are {names}"
+                )
+            out["class_weights"] = [p["class_weights"].get(n, 1.0) for n in names]
+        return out
+
+    def predict_proba(self, X: Array) -> Array:
+        """Class probabilities, rows x classes, columns in ``classes_`` order."""
+        return self._raw(X, "Probability")
+
+    def predict(self, X: Array) -> Array:
+        """Labels (as in ``y``): the most probable class of each row."""
+        proba = self.predict_proba(X)  # (first: it says when the trainer is not fitted)
+        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
