@@ -437,3 +437,49 @@ def test_holdout_when_the_budget_affords_too_few_cross_validations(
     assert _fit(table.slice(0, 999), "y", **options).validation == "5-fold cross-validation"
     monkeypatch.setattr(automl, "CV_MAX_SHARE", 1.0)
     assert _fit(table, "y", **options).validation == "5-fold cross-validation"
+
+
+def test_catboost_is_a_family_whose_members_refit_at_their_validated_rate(
+    penguins: pa.Table,
+) -> None:
+    """CatBoost is planned unless excluded; a CatBoost member is refitted on every row with the
+    rounds early stopping found and the learning rate CatBoost chose for the validation (its own
+    choice would change with the rounds); a member the time left cannot refit keeps its first
+    fold's model, named in a note, while the others are still refitted."""
+    pytest.importorskip("catboost")
+    import kiln.automl._automl as automl
+
+    table = penguins.drop_columns(["sex", "year"])
+    search = automl._Search(table, "species", "auto", None, 30.0, set(), 0, time.perf_counter())
+    assert "catboost" in [family for family, _ in search._plan()]
+    excluded = automl._Search(
+        table, "species", "auto", None, 30.0, {"catboost"}, 0, time.perf_counter()
+    )
+    assert "catboost" not in [family for family, _ in excluded._plan()]
+
+    small = {"max_iterations": 20, "num_leaves": 7, "early_stop": False, "seed": 0}
+    base = search._run_candidate("boosted_tree", small, deadline=None)
+    cat = search._run_candidate(
+        "catboost", {"max_iterations": 300, "early_stop_rounds": 20, "seed": 0}, deadline=None
+    )
+    assert (base.status, cat.status) == ("ok", "ok"), cat.error
+    assert cat.model_type == "catboost_classifier"
+    assert len(cat.best_iterations) == 5
+    validated_rate = cat.trainers[0].learning_rate_
+    refit, _ = search._refit([cat, base])
+    assert refit is not cat.trainers[0]
+    assert refit.learning_rate_ == validated_rate
+    rounds = round((np.mean(cat.best_iterations) + 1) * search._refit_growth)
+    assert refit.model_.tree_count_ == rounds
+    assert not search.notes
+
+    search.deadline = time.perf_counter()  # no time left: only the allowance past the budget
+    cat.fit_s = 1_000.0  # a refit far past it
+    with pytest.warns(AutoMLWarning, match="no time was left to refit catboost_classifier"):
+        kept, refitted = search._refit([cat, base])
+    assert kept is cat.trainers[0]
+    assert refitted is not base.trainers[0]
+    assert search.notes == [
+        "no time was left to refit catboost_classifier (candidate 1) on every row: trained on "
+        "the 80% of rows the validation left"
+    ]

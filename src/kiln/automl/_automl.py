@@ -101,12 +101,20 @@ END_MARGIN = 0.02
 """Share of the budget kept at the end beyond the measured estimates (see ``_end_reserve``)."""
 TRIAL_SHARE = 0.5
 """A candidate is stopped once it has run for this share of the search time left at its start."""
+CATBOOST_CELL_S = 60e-9
+CATBOOST_FEATURE_S = 1.5e-4
+"""CatBoost's time per round (one thread, depth 6), measured for 1,000 rounds on the bench's
+data: 52-55 ns per row and feature on HI (22,000 x 13) and diamonds (43,000 x 9), plus some
+0.1-0.2 ms per feature on small data (breast_cancer's 455 x 30: 6.1 ms a round)."""
 RECHECK_TOP = 8
 RECHECK_MAX = 0.2
 """With cross-validation, the best :data:`RECHECK_TOP` candidates (and each family's best) are
 scored again on fresh folds before the final choice, in at most this share of the budget: the
 best of hundreds of trials on one split owes part of its lead to that split's noise."""
-FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn")
+FAMILIES = ("boosted_tree", "linear", "random_forest", "dnn", "catboost")
+BOOSTED = ("boosted_tree", "catboost")
+"""Families that boost rounds under early stopping: refitted on every row with the rounds it
+found, grown by :attr:`_Search._refit_growth`."""
 TOO_SLOW = "too_slow"
 """A candidate's status when it predicts slower than ``infer_limit`` allows (see :func:`fit`)."""
 
@@ -286,9 +294,10 @@ def fit(
     ``task`` is ``auto`` (detected from the target), ``binary``, ``multiclass`` or
     ``regression``; ``metric`` one of :data:`METRICS` (default ROC AUC, log loss, RMSE);
     ``exclude`` names families to leave out (``boosted_tree``, ``linear``, ``random_forest``,
-    ``dnn``). ``ensemble=False`` returns the best single candidate even where an ensemble of
-    several validates better: it predicts as fast as its one model (an ensemble of three costs
-    about three times as much per row; FLAML does not ensemble by default). ``infer_limit``
+    ``dnn``, ``catboost``; the last two are tried only when PyTorch and CatBoost are installed).
+    ``ensemble=False`` returns the best single candidate even where an ensemble of several
+    validates better: it predicts as fast as its one model (an ensemble of three costs about three
+    times as much per row; FLAML does not ensemble by default). ``infer_limit``
     (seconds per row, as AutoGluon's: ``2e-5`` is 20 µs a row, 50,000 rows/s on one thread) caps
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
     cost is measured on its validation rows, boosted trees grow only the rounds the cost per tree
@@ -550,6 +559,7 @@ class _Search:
             "random_forest": "random_forest_classifier" if classify else "random_forest_regressor",
             "linear": "logistic_reg" if classify else "linear_reg",
             "dnn": "dnn_classifier" if classify else "dnn_regressor",
+            "catboost": "catboost_classifier" if classify else "catboost_regressor",
         }[family]
 
     def _plan(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -590,6 +600,22 @@ class _Search:
                     "max_tree_depth": 16,
                     "num_leaves": 255,
                     "min_data_in_leaf": 1,
+                    "seed": self.seed,
+                },
+            )
+        if (
+            "catboost" not in self.exclude
+            and importlib.util.find_spec("catboost") is not None
+            and self._catboost_fits()
+        ):
+            # CatBoost's symmetric trees at the learning rate it picks for the rows: a different
+            # model from LightGBM's (ordered target statistics for categories), so a useful
+            # ensemble member, and cheap to predict
+            yield (
+                "catboost",
+                {
+                    "max_iterations": MAX_ROUNDS,
+                    "early_stop_rounds": 50,
                     "seed": self.seed,
                 },
             )
@@ -660,6 +686,19 @@ class _Search:
                     "min_rel_progress": 0.001,
                 },
             )
+
+    def _catboost_fits(self) -> bool:
+        """Whether CatBoost's :data:`MAX_ROUNDS` rounds on every fold likely fit the share of the
+        time left a candidate gets: estimated from the rows and features (CatBoost's rounds
+        cost about :data:`CATBOOST_CELL_S` per row and feature plus :data:`CATBOOST_FEATURE_S`
+        per feature). Stopped at that share instead, it would be half-trained at a rate chosen
+        for all its rounds (cross-validated, lost), and have taken the time of many LightGBM
+        candidates."""
+        width = int(self._features(self._model_type("catboost"))[1].shape[1])
+        rows = len(self.folds[0][0])
+        per_round = CATBOOST_CELL_S * rows * width + CATBOOST_FEATURE_S * width
+        estimate = len(self.folds) * MAX_ROUNDS * per_round
+        return estimate <= TRIAL_SHARE * max(self._search_left(), 0.0)
 
     @property
     def _max_leaves(self) -> int:
@@ -769,7 +808,7 @@ class _Search:
         refit on every row adds), plus each distinct preprocessing's transform."""
         total = 0.0
         for c in members:
-            boosted = c.family == "boosted_tree" and c.best_iterations
+            boosted = c.family in BOOSTED and c.best_iterations
             total += c.predict_s / self._validated_rows * (self._refit_growth if boosted else 1.0)
         keys = {_preprocessing_key(c.model_type) for c in members}
         return total + sum(self.transform_s.get(k, 0.0) for k in keys)
@@ -811,7 +850,7 @@ class _Search:
                         train = self._subsample(train, LINEAR_MAX_CELLS // max(X.shape[1], 1))
                     kwargs: dict[str, Any] = {"categorical": categorical}
                     y_train = self._labels(train)
-                    if family == "boosted_tree" or family == "dnn":
+                    if family in BOOSTED or family == "dnn":
                         kwargs["X_eval"] = X[valid]
                         kwargs["y_eval"] = self._labels(valid)
                     trainer = cls(**settings).fit(X[train], y_train, **kwargs)
@@ -1230,22 +1269,29 @@ class _Search:
         return model
 
     def _refit(self, members: list[_Candidate]) -> list[Trainer]:
-        """Each member trained on every row when the time allows (boosted trees with the rounds
-        early stopping found), else the model of the first fold (holdout: the only one)."""
+        """Each member trained on every row while the time allows (boosted trees with the rounds
+        early stopping found, at the learning rate they were validated with), cheapest first; a
+        member the time does not allow keeps the model of its first fold (holdout: the only
+        one)."""
         fraction = len(self.folds[0][0]) / self.n
-        estimate = sum(self._refit_estimate(c) for c in members)
-        refit = estimate <= max(self._left(), 0.0) + 0.05 * self.budget
-        out: list[Trainer] = []
-        for cand in members:
-            if not refit:
-                out.append(cand.trainers[0])
+        allowance = max(self._left(), 0.0) + 0.05 * self.budget
+        out = [cand.trainers[0] for cand in members]
+        kept: list[_Candidate] = []
+        for i in sorted(range(len(members)), key=lambda i: self._refit_estimate(members[i])):
+            cand = members[i]
+            allowance -= self._refit_estimate(cand)
+            if allowance < 0:
+                kept.append(cand)
                 continue
             settings = dict(cand.settings)
             settings.pop("tpe_trial", None)
-            if cand.family == "boosted_tree" and cand.best_iterations:
+            if cand.family in BOOSTED and cand.best_iterations:
                 rounds = float(np.mean(cand.best_iterations)) + 1
                 settings["max_iterations"] = max(1, round(rounds * self._refit_growth))
                 settings["early_stop_rounds"] = None
+                rate = getattr(cand.trainers[0], "learning_rate_", None)
+                if settings.get("learn_rate") is None and rate is not None:
+                    settings["learn_rate"] = rate  # CatBoost's own choice depends on the rounds
             _, X, categorical = self._features(cand.model_type)
             rows = np.arange(self.n)
             if cand.family in ("linear", "dnn"):
@@ -1253,16 +1299,16 @@ class _Search:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    trainer = get_trainer(cand.model_type)(**settings).fit(
+                    out[i] = get_trainer(cand.model_type)(**settings).fit(
                         X[rows], self._labels(rows), categorical=categorical
                     )
             except TrainingError:
-                trainer = cand.trainers[0]
-            out.append(trainer)
-        if not refit:
+                kept.append(cand)
+        if kept:
+            which = ", ".join(f"{c.model_type} (candidate {c.id})" for c in kept)
             self._note(
-                "no time was left to refit the chosen model(s) on every row; they are trained "
-                f"on the {fraction:.0%} of rows the validation left"
+                f"no time was left to refit {which} on every row: trained on the {fraction:.0%} "
+                "of rows the validation left"
             )
         return out
 
