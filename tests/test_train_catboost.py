@@ -151,7 +151,7 @@ def test_bad_fits_are_named() -> None:
         cls(early_stop_rounds=5).fit(X, y)
     with pytest.raises(TrainingError, match="single class"):
         cls().fit(X, np.zeros(200, dtype=np.int64))
-    with pytest.raises(TrainingError, match="not in y"):
+    with pytest.raises(TrainingError, match="not a class in y"):
         cls(class_weights={"7": 2.0}).fit(X, y)
     with pytest.raises(TrainingError, match="out of range"):
         cls().fit(X, y, categorical=[9])

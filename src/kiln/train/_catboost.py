@@ -17,9 +17,8 @@ option                     default     CatBoost parameter
 ``l2_reg``                 None        ``l2_leaf_reg``; None: CatBoost's (3), and only
                                        then does CatBoost pick ``learn_rate`` itself
 ``colsample_bylevel``      1.0         ``rsm`` (share of features tried per level)
-``auto_class_weights``     false       ``auto_class_weights="Balanced"``
-``class_weights``          none        ``class_weights`` (``{label: weight}``, labels as
-                                       strings; unnamed ones 1.0)
+``auto_class_weights``     false       row weights n / (k * n_class), as BigQuery ML's
+``class_weights``          none        row weights by label (``{label: w}``; unnamed 1.0)
 ``early_stop_rounds``      None        with an eval set, ``od_type="Iter"``,
                                        ``od_wait``, and the best round kept
                                        (``use_best_model``); needs ``X_eval``/``y_eval``
@@ -50,7 +49,18 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from kiln.errors import TrainingError
-from kiln.train._checks import check_labels, check_matrix, check_number, check_rows
+from kiln.train._checks import (
+    Label,
+    check_categorical,
+    check_class_weights,
+    check_eval_pair,
+    check_labels,
+    check_matrix,
+    check_number,
+    check_rows,
+    class_codes,
+    eval_codes,
+)
 from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
 
 if TYPE_CHECKING:
@@ -121,7 +131,7 @@ class CatBoostTrainer(Trainer):
         l2_reg: float | None = None,
         colsample_bylevel: float = 1.0,
         auto_class_weights: bool = False,
-        class_weights: Mapping[str, float] | None = None,
+        class_weights: Mapping[Label, float] | None = None,
         early_stop_rounds: int | None = None,
         max_bin: int = 254,
         num_threads: int = 1,
@@ -163,25 +173,8 @@ class CatBoostTrainer(Trainer):
             "seed": int(check_number(mt, "seed", seed, minimum=0, integer=True)),
         }
         if self.task == "classification":
-            if not isinstance(auto_class_weights, bool):
-                raise TrainingError(
-                    f"{mt}: auto_class_weights must be true or false, got {auto_class_weights!r}"
-                )
-            if auto_class_weights and class_weights:
-                raise TrainingError(f"{mt}: set auto_class_weights or class_weights, not both")
-            if class_weights is not None and not isinstance(class_weights, Mapping):
-                raise TrainingError(
-                    f"{mt}: class_weights must be a mapping {{label: weight}},"
-                    f" got {class_weights!r}"
-                )
-            p["auto_class_weights"] = auto_class_weights
-            p["class_weights"] = (
-                None
-                if class_weights is None
-                else {
-                    str(k): check_number(mt, f"class_weights[{k!r}]", v, minimum=0.0)
-                    for k, v in class_weights.items()
-                }
+            p["auto_class_weights"], p["class_weights"] = check_class_weights(
+                mt, auto_class_weights, class_weights
             )
         elif auto_class_weights or class_weights:
             raise TrainingError(
@@ -213,20 +206,15 @@ class CatBoostTrainer(Trainer):
         data = catboost.FeaturesData(num_feature_data=num, cat_feature_data=cat)
         return catboost.Pool(data, label=label, weight=weight)
 
-    def _check_categorical(self, categorical: Sequence[int], n_features: int) -> list[int]:
-        columns = sorted({int(c) for c in categorical})
-        bad = [c for c in columns if not 0 <= c < n_features]
-        if bad:
-            raise TrainingError(
-                f"{self.model_type}: categorical column(s) {bad} are out of range for"
-                f" {n_features} feature(s)"
-            )
-        return columns
-
     # -- fit --------------------------------------------------------------------------------
 
-    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
-        return check_labels(self.model_type, y, name, numeric=True)
+    def _targets(self, y: object) -> tuple[Array, Array | None]:
+        """What CatBoost learns (values; classifiers: class codes) and each row's class weight
+        (None: all 1)."""
+        return check_labels(self.model_type, y, "y", numeric=True), None
+
+    def _eval_targets(self, y: object) -> Array:
+        return check_labels(self.model_type, y, "y_eval", numeric=True)
 
     def _catboost_params(self) -> dict[str, Any]:
         p = self._params
@@ -269,30 +257,25 @@ class CatBoostTrainer(Trainer):
         ):
             self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
         patience = self._params["early_stop_rounds"]
-        if (X_eval is None) != (y_eval is None):
-            raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
-        if patience is not None and X_eval is None:
-            raise TrainingError(
-                f"{mt}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
-                " (Model.fit's eval_table), or leave early_stop_rounds unset"
-            )
+        check_eval_pair(mt, X_eval, y_eval, patience)
         X = check_matrix(mt, X, "X", allow_nan=True)
         if y is None:
             raise TrainingError(f"{mt}: fit needs labels y")
-        target = self._encode_target(y, "y", fitting=True)
+        target, weight = self._targets(y)
         check_rows(mt, X, target)
-        weight = None
         if sample_weight is not None:
-            weight = check_labels(mt, sample_weight, "sample_weight", numeric=True)
-            check_rows(mt, X, weight, ("X", "sample_weight"))
-        self.categorical_ = self._check_categorical(categorical, X.shape[1])
+            given = check_labels(mt, sample_weight, "sample_weight", numeric=True)
+            check_rows(mt, X, given, ("X", "sample_weight"))
+            if (given < 0).any():
+                raise TrainingError(f"{mt}: sample_weight must be non-negative")
+            weight = given if weight is None else weight * given
+        self.categorical_ = check_categorical(mt, categorical, X.shape[1])
         params = self._catboost_params()
-        params.update(self._class_params())
         train = self._pool(X, target, weight)
         eval_set = None
         if X_eval is not None and y_eval is not None:
             X_eval = check_matrix(mt, X_eval, "X_eval", n_features=X.shape[1], allow_nan=True)
-            target_eval = self._encode_target(y_eval, "y_eval", fitting=False)
+            target_eval = self._eval_targets(y_eval)
             check_rows(mt, X_eval, target_eval, ("X_eval", "y_eval"))
             eval_set = self._pool(X_eval, target_eval)
             if patience is not None:
@@ -438,45 +421,20 @@ class CatBoostClassifier(CatBoostTrainer):
     def _trees_per_round(self) -> int:
         return 1  # CatBoost grows one multi-output tree a round, whatever the classes
 
-    def _encode_target(self, y: object, name: str, *, fitting: bool) -> Array:
-        labels = check_labels(self.model_type, y, name)
-        if fitting:
-            try:
-                classes, codes = np.unique(labels, return_inverse=True)
-            except TypeError as exc:
-                raise TrainingError(
-                    f"{self.model_type}: {name} mixes label types that cannot be ordered: {exc}"
-                ) from exc
-            if len(classes) < 2:
-                raise TrainingError(
-                    f"{self.model_type}: {name} has a single class ({classes[0]!r}); a classifier"
-                    " needs at least two"
-                )
-            self.classes_ = classes
-            return codes.reshape(-1).astype(np.int64)
-        index = {label: code for code, label in enumerate(self.classes_.tolist())}
-        unknown = sorted({str(v) for v in labels.tolist() if v not in index})
-        if unknown:
-            raise TrainingError(
-                f"{self.model_type}: {name} has label(s) not seen in y: {', '.join(unknown[:5])}"
-            )
-        return np.array([index[v] for v in labels.tolist()], dtype=np.int64)
-
-    def _class_params(self) -> dict[str, Any]:
+    def _targets(self, y: object) -> tuple[Array, Array | None]:
         p = self._params
-        out: dict[str, Any] = {"loss_function": self._loss_name}
-        if p["auto_class_weights"]:
-            out["auto_class_weights"] = "Balanced"
-        elif p["class_weights"]:
-            names = [str(c) for c in self.classes_.tolist()]
-            unknown = sorted(set(p["class_weights"]) - set(names))
-            if unknown:
-                raise TrainingError(
-                    f"{self.model_type}: class_weights names label(s) not in y: {unknown};"
-                    f" labels are {names}"
-                )
-            out["class_weights"] = [p["class_weights"].get(n, 1.0) for n in names]
-        return out
+        self.classes_, codes, weights = class_codes(
+            self.model_type,
+            check_labels(self.model_type, y, "y"),
+            auto_class_weights=p["auto_class_weights"],
+            class_weights=p["class_weights"],
+        )
+        weighted = p["auto_class_weights"] or p["class_weights"]
+        return codes.astype(np.int64), weights if weighted else None
+
+    def _eval_targets(self, y: object) -> Array:
+        labels = check_labels(self.model_type, y, "y_eval")
+        return eval_codes(self.model_type, self.classes_, labels).astype(np.int64)
 
     def predict_proba(self, X: Array) -> Array:
         """Class probabilities, rows x classes, columns in ``classes_`` order."""

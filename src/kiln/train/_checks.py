@@ -223,3 +223,42 @@ def class_codes(
                 )
             per_class[hits[0]] = weight
     return classes, codes, per_class[codes]
+
+
+def eval_codes(model_type: str, classes: Array, y: Array) -> Array:
+    """Each eval label's position in ``classes`` (sorted, as :func:`class_codes` made them); a
+    label the fit never saw is an error."""
+    values = np.asarray(y.tolist())
+    positions = np.clip(np.searchsorted(classes, values), 0, classes.shape[0] - 1)
+    unknown = classes[positions] != values
+    if unknown.any():
+        raise TrainingError(
+            f"{model_type}: y_eval has {int(unknown.sum())} label(s) not seen in y"
+            f" (first: {y[int(np.argmax(unknown))]!r})"
+        )
+    return positions
+
+
+def check_categorical(model_type: str, categorical: Sequence[int], n_features: int) -> list[int]:
+    """The columns holding category codes, each a column of ``X``."""
+    columns = sorted({int(c) for c in categorical})
+    bad = [c for c in columns if not 0 <= c < n_features]
+    if bad:
+        raise TrainingError(
+            f"{model_type}: categorical column(s) {bad} out of range for {n_features} features"
+        )
+    return columns
+
+
+def check_eval_pair(
+    model_type: str, X_eval: object, y_eval: object, early_stop_rounds: int | None = None
+) -> None:
+    """An eval set is both ``X_eval`` and ``y_eval``, or neither; ``early_stop_rounds`` (Kiln's
+    patience) needs one to watch."""
+    if (X_eval is None) != (y_eval is None):
+        raise TrainingError(f"{model_type}: give both X_eval and y_eval, or neither")
+    if early_stop_rounds is not None and X_eval is None:
+        raise TrainingError(
+            f"{model_type}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
+            " (Model.fit's eval_table), or leave early_stop_rounds unset"
+        )

@@ -48,6 +48,7 @@ from kiln.train._checks import (
     check_rows,
     class_codes,
     elapsed_ms,
+    eval_codes,
 )
 from kiln.train._contract import (
     Array,
@@ -475,15 +476,7 @@ class LogisticRegTrainer(_GLM):
         return T
 
     def _eval_targets(self, y: Array) -> Array:
-        positions = np.searchsorted(self.classes_, np.asarray(y.tolist()))
-        positions = np.clip(positions, 0, self.classes_.shape[0] - 1)
-        unknown = self.classes_[positions] != np.asarray(y.tolist())
-        if unknown.any():
-            raise TrainingError(
-                f"{self.model_type}: y_eval has {int(unknown.sum())} label(s) not seen in y"
-                f" (first: {y[int(np.argmax(unknown))]!r})"
-            )
-        return self._encode(positions)
+        return self._encode(eval_codes(self.model_type, self.classes_, y))
 
     def _initial_intercept(self, T: Array, s: Array) -> Array:
         share = np.clip((s @ T) / s.sum(), 1e-12, 1 - 1e-12)

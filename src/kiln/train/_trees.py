@@ -113,7 +113,9 @@ import numpy as np
 
 from kiln.errors import TrainingError
 from kiln.train._checks import (
+    check_categorical,
     check_choice,
+    check_eval_pair,
     check_labels,
     check_matrix,
     check_number,
@@ -487,18 +489,14 @@ class _LightGBMTrees(Trainer):
         ):
             self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
         patience: int | None = self._params.get("early_stop_rounds")
-        if patience is not None and X_eval is None and y_eval is None:
-            raise TrainingError(
-                f"{mt}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
-                " (Model.fit's eval_table), or leave early_stop_rounds unset"
-            )
+        check_eval_pair(mt, X_eval, y_eval, patience)
         X = check_matrix(mt, X, "X", allow_nan=True)
         if y is None:
             raise TrainingError(f"{mt}: fit needs labels y")
         target = self._encode_target(y, "y", fitting=True)
         check_rows(mt, X, target)
         weight = self._row_weights(X, target, sample_weight)
-        columns = self._check_categorical(categorical, X.shape[1])
+        columns = check_categorical(mt, categorical, X.shape[1])
 
         params, rounds, learning_rate, early_stop = self._family_params(X.shape[0])
         params.update(self._objective())
@@ -506,8 +504,6 @@ class _LightGBMTrees(Trainer):
             X, target, weight=weight, categorical_feature=columns or "auto", free_raw_data=True
         )
         valid_sets, valid_names = [train], ["train"]
-        if (X_eval is None) != (y_eval is None):
-            raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
         if X_eval is not None and y_eval is not None:
             X_eval = check_matrix(mt, X_eval, "X_eval", n_features=X.shape[1], allow_nan=True)
             target_eval = self._encode_target(y_eval, "y_eval", fitting=False)
@@ -564,16 +560,6 @@ class _LightGBMTrees(Trainer):
         if not np.isfinite(weight).all() or (weight < 0).any():
             raise TrainingError(f"{self.model_type}: sample_weight must be finite and non-negative")
         return weight
-
-    def _check_categorical(self, categorical: Sequence[int], n_features: int) -> list[int]:
-        columns = [int(c) for c in categorical]
-        bad = [c for c in columns if not 0 <= c < n_features]
-        if bad:
-            raise TrainingError(
-                f"{self.model_type}: categorical column(s) {bad} out of range for"
-                f" {n_features} features"
-            )
-        return columns
 
     # -- predict ----------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ from kiln.train._checks import (
     check_rows,
     class_codes,
     elapsed_ms,
+    eval_codes,
 )
 from kiln.train._contract import (
     Array,
@@ -691,15 +692,7 @@ class DnnClassifierTrainer(_Dnn):
         return codes.astype(np.int64)
 
     def _eval_targets(self, y: Array) -> Array:
-        values = np.asarray(y.tolist())
-        positions = np.clip(np.searchsorted(self.classes_, values), 0, self.classes_.shape[0] - 1)
-        unknown = self.classes_[positions] != values
-        if unknown.any():
-            raise TrainingError(
-                f"{self.model_type}: y_eval has {int(unknown.sum())} label(s) not seen in y"
-                f" (first: {y[int(np.argmax(unknown))]!r})"
-            )
-        return self._encode(positions)
+        return self._encode(eval_codes(self.model_type, self.classes_, y))
 
     def _n_outputs(self) -> int:
         k = int(self.classes_.shape[0])
