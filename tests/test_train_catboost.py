@@ -186,3 +186,17 @@ def test_contributions_add_up_to_the_raw_prediction_in_the_input_column_order(
     assert phi.shape[-1] == X.shape[1] + 1
     per_column = np.abs(phi[..., :-1]).reshape(-1, X.shape[1]).mean(axis=0)
     assert per_column.argmax() == 4  # the category column carries the signal, where it sits
+
+
+def test_category_codes_name_the_same_category_however_large() -> None:
+    """Codes are spelled the same in fit and predict, whatever the largest code in a batch (one
+    row, many rows, or codes past the shared table of names)."""
+    X, y = _data(600)
+    X[:, 4] = X[:, 4] * 1_000_003  # codes far past the shared table of names
+    trainer = get_trainer("catboost_classifier")(max_iterations=30).fit(X, y, categorical=[4])
+    together = trainer.predict_proba(X[:50])
+    one_by_one = np.vstack([trainer.predict_proba(X[i : i + 1]) for i in range(50)])
+    np.testing.assert_allclose(one_by_one, together)
+    small = get_trainer("catboost_classifier")(max_iterations=30)
+    small.fit(X / 1_000_003, y, categorical=[4])
+    np.testing.assert_allclose(small.predict_proba(X[:50] / 1_000_003), together)

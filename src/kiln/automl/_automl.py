@@ -1302,8 +1302,12 @@ class _Search:
                     out[i] = get_trainer(cand.model_type)(**settings).fit(
                         X[rows], self._labels(rows), categorical=categorical
                     )
-            except TrainingError:
-                kept.append(cand)
+            except TrainingError as e:
+                self._note(
+                    f"refitting {cand.model_type} (candidate {cand.id}) on every row failed "
+                    f"({e}); it keeps its model trained on the {fraction:.0%} of rows the "
+                    "validation left"
+                )
         if kept:
             which = ", ".join(f"{c.model_type} (candidate {c.id})" for c in kept)
             self._note(

@@ -9,8 +9,8 @@ cheap):
 =========================  ==========  ===================================================
 option                     default     CatBoost parameter
 =========================  ==========  ===================================================
-``max_iterations``         1000        ``iterations`` (boosting rounds, one tree each, one
-                                       per class for multiclass)
+``max_iterations``         1000        ``iterations`` (boosting rounds, one tree each; a
+                                       multiclass tree has an output per class)
 ``learn_rate``             None        ``learning_rate``; None: CatBoost picks it from the
                                        rows and rounds (the rate it used is recorded)
 ``max_tree_depth``         6           ``depth`` (1-16)
@@ -72,6 +72,21 @@ Array = np.ndarray[Any, np.dtype[Any]]
 
 _MODEL_FILE = "model.cbm"
 _UNSEEN = b"unseen"  # the category of a code the fit never saw (NaN)
+_MAX_NAMED = 1 << 20
+_names: Array = np.array([_UNSEEN], dtype=object)
+"""CatBoost's name of each category code c at ``c + 1`` (``_UNSEEN`` first), grown on demand and
+shared, so that predicting one row does not spell out thousands of names."""
+
+
+def _code_names(top: int) -> Array:
+    """:data:`_names` holding codes below ``top`` at least."""
+    global _names
+    names = _names
+    if names.shape[0] <= top:
+        size = max(top + 1, 2 * names.shape[0])
+        names = np.array([_UNSEEN, *(str(i).encode() for i in range(size - 1))], dtype=object)
+        _names = names  # (one reference swap: threads see the old array or the new one)
+    return names
 
 
 class _Recorder:
@@ -193,16 +208,20 @@ class CatBoostTrainer(Trainer):
         import catboost
 
         cats = self.categorical_
-        numeric = [i for i in range(X.shape[1]) if i not in set(cats)]
+        numeric = self._catboost_order(X.shape[1])[: X.shape[1] - len(cats)]
         num = np.ascontiguousarray(X[:, numeric], dtype=np.float32) if numeric else None
         cat = None
         if cats:
             codes = X[:, cats]
             unseen = ~np.isfinite(codes) | (codes < 0)
-            index = np.where(unseen, 0, codes).astype(np.int64)
+            index = np.where(unseen, -1, codes).astype(np.int64)
             top = int(index.max(initial=0)) + 1
-            names = np.array([_UNSEEN, *(str(i).encode() for i in range(top))], dtype=object)
-            cat = names[np.where(unseen, 0, index + 1)]
+            if top <= _MAX_NAMED:
+                cat = _code_names(top)[index + 1]
+            else:  # codes no Kiln transform makes: name only those present
+                present, where = np.unique(index, return_inverse=True)
+                spelled = [_UNSEEN if c < 0 else str(c).encode() for c in present.tolist()]
+                cat = np.array(spelled, dtype=object)[where.reshape(index.shape)]
         data = catboost.FeaturesData(num_feature_data=num, cat_feature_data=cat)
         return catboost.Pool(data, label=label, weight=weight)
 
@@ -297,21 +316,16 @@ class CatBoostTrainer(Trainer):
         self.model_ = model
         self.n_features_in_ = X.shape[1]
         self.training_info_ = recorder.rows
-        self.best_iteration_ = int(model.tree_count_ // self._trees_per_round) - 1
+        self.best_iteration_ = int(model.tree_count_) - 1  # the rounds kept (the best)
         self.feature_importance_ = self._importance(model)
         return self
-
-    def _class_params(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def _trees_per_round(self) -> int:
-        return 1
 
     def _importance(self, model: Any) -> Array:
         """CatBoost's importance (PredictionValuesChange) in the input's column order."""
         out = np.zeros(self.n_features_in_)
-        out[self._catboost_order()] = np.asarray(model.get_feature_importance(), dtype=np.float64)
+        out[self._catboost_order(self.n_features_in_)] = np.asarray(
+            model.get_feature_importance(), dtype=np.float64
+        )
         return out
 
     # -- predict ----------------------------------------------------------------------------
@@ -343,15 +357,14 @@ class CatBoostTrainer(Trainer):
             dtype=np.float64,
         )
         out = np.empty_like(values)
-        out[..., self._catboost_order()] = values[..., :-1]
+        out[..., self._catboost_order(self.n_features_in_)] = values[..., :-1]
         out[..., -1] = values[..., -1]
         return out
 
-    def _catboost_order(self) -> list[int]:
+    def _catboost_order(self, n_features: int) -> list[int]:
         """The input's column of each of CatBoost's features: numeric first, then categorical."""
         cats = set(self.categorical_)
-        numeric = [i for i in range(self.n_features_in_) if i not in cats]
-        return numeric + self.categorical_
+        return [i for i in range(n_features) if i not in cats] + self.categorical_
 
     # -- save / load ------------------------------------------------------------------------
 
@@ -416,10 +429,6 @@ class CatBoostClassifier(CatBoostTrainer):
     @property
     def _loss_name(self) -> str:  # type: ignore[override]
         return "Logloss" if len(self.classes_) == 2 else "MultiClass"
-
-    @property
-    def _trees_per_round(self) -> int:
-        return 1  # CatBoost grows one multi-output tree a round, whatever the classes
 
     def _targets(self, y: object) -> tuple[Array, Array | None]:
         p = self._params
