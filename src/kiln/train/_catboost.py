@@ -60,6 +60,7 @@ from kiln.train._checks import (
     check_rows,
     class_codes,
     eval_codes,
+    sample_weights,
 )
 from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
 
@@ -267,14 +268,9 @@ class CatBoostTrainer(Trainer):
         import catboost
 
         mt = self.model_type
-        for learned in (
-            "model_",
-            "classes_",
-            "n_features_in_",
-            "feature_importance_",
-            "learning_rate_",
-        ):
-            self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
+        self._forget(
+            "model_", "classes_", "n_features_in_", "feature_importance_", "learning_rate_"
+        )
         patience = self._params["early_stop_rounds"]
         check_eval_pair(mt, X_eval, y_eval, patience)
         X = check_matrix(mt, X, "X", allow_nan=True)
@@ -283,10 +279,7 @@ class CatBoostTrainer(Trainer):
         target, weight = self._targets(y)
         check_rows(mt, X, target)
         if sample_weight is not None:
-            given = check_labels(mt, sample_weight, "sample_weight", numeric=True)
-            check_rows(mt, X, given, ("X", "sample_weight"))
-            if (given < 0).any():
-                raise TrainingError(f"{mt}: sample_weight must be non-negative")
+            given = sample_weights(mt, sample_weight, X.shape[0])
             weight = given if weight is None else weight * given
         self.categorical_ = check_categorical(mt, categorical, X.shape[1])
         params = self._catboost_params()

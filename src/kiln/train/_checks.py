@@ -262,3 +262,17 @@ def check_eval_pair(
             f"{model_type}: early_stop_rounds needs an eval set to watch: pass X_eval and y_eval"
             " (Model.fit's eval_table), or leave early_stop_rounds unset"
         )
+
+
+def sample_weights(model_type: str, sample_weight: object, rows: int) -> Array:
+    """``fit``'s ``sample_weight``: one finite weight >= 0 per row, not all 0 (all 1 when None)."""
+    if sample_weight is None:
+        return np.ones(rows)
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (rows,) or not np.isfinite(weights).all() or (weights < 0).any():
+        raise TrainingError(
+            f"{model_type}: sample_weight must hold one finite weight >= 0 per row ({rows})"
+        )
+    if weights.sum() <= 0:
+        raise TrainingError(f"{model_type}: sample_weight sums to zero; nothing to learn from")
+    return weights

@@ -135,6 +135,12 @@ class Trainer(abc.ABC):
     def load(cls, folder: Path, saved: dict[str, Any]) -> Self:
         """Rebuild a fitted trainer from ``save``'s files and dict; never executes stored code."""
 
+    def _forget(self, *attributes: str) -> None:
+        """Drop learned ``attributes`` at the start of ``fit``: a failed fit leaves the trainer
+        unfitted (:meth:`_check_fitted` then says so), not holding a previous fit's state."""
+        for name in attributes:
+            self.__dict__.pop(name, None)
+
     def _check_fitted(self, *attributes: str) -> None:
         if not all(hasattr(self, a) for a in attributes):
             raise NotFittedError(

@@ -49,6 +49,7 @@ from kiln.train._checks import (
     class_codes,
     elapsed_ms,
     eval_codes,
+    sample_weights,
 )
 from kiln.train._contract import (
     Array,
@@ -171,7 +172,7 @@ class _GLM(Trainer):
         yv = check_labels(mt, y, numeric=self.task == "regression")
         check_rows(mt, Xm, yv)
         T, class_w = self._targets(yv)
-        s = class_w * _sample_weights(mt, sample_weight, Xm.shape[0])
+        s = class_w * sample_weights(mt, sample_weight, Xm.shape[0])
         eval_data: tuple[Array, Array] | None = None
         if X_eval is not None or y_eval is not None:
             if X_eval is None or y_eval is None:
@@ -548,16 +549,3 @@ class LogisticRegTrainer(_GLM):
 def _sigmoid(z: Array) -> Array:
     result: Array = np.exp(-np.logaddexp(0.0, -z))
     return result
-
-
-def _sample_weights(model_type: str, sample_weight: Array | None, rows: int) -> Array:
-    if sample_weight is None:
-        return np.ones(rows)
-    weights = np.asarray(sample_weight, dtype=np.float64)
-    if weights.shape != (rows,) or not np.isfinite(weights).all() or (weights < 0).any():
-        raise TrainingError(
-            f"{model_type}: sample_weight must hold one finite weight >= 0 per row ({rows})"
-        )
-    if weights.sum() <= 0:
-        raise TrainingError(f"{model_type}: sample_weight sums to zero; nothing to learn from")
-    return weights

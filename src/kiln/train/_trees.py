@@ -120,6 +120,7 @@ from kiln.train._checks import (
     check_matrix,
     check_number,
     check_rows,
+    sample_weights,
 )
 from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
 
@@ -480,14 +481,9 @@ class _LightGBMTrees(Trainer):
         import lightgbm
 
         mt = self.model_type
-        for learned in (
-            "booster_",
-            "classes_",
-            "n_features_in_",
-            "feature_importance_",
-            "best_iteration_",
-        ):
-            self.__dict__.pop(learned, None)  # a failed fit leaves the trainer unfitted
+        self._forget(
+            "booster_", "classes_", "n_features_in_", "feature_importance_", "best_iteration_"
+        )
         patience: int | None = self._params.get("early_stop_rounds")
         check_eval_pair(mt, X_eval, y_eval, patience)
         X = check_matrix(mt, X, "X", allow_nan=True)
@@ -555,11 +551,7 @@ class _LightGBMTrees(Trainer):
     def _row_weights(self, X: Array, target: Array, sample_weight: Array | None) -> Array | None:
         if sample_weight is None:
             return None
-        weight = np.asarray(sample_weight, dtype=np.float64)
-        check_rows(self.model_type, X, weight, ("X", "sample_weight"))
-        if not np.isfinite(weight).all() or (weight < 0).any():
-            raise TrainingError(f"{self.model_type}: sample_weight must be finite and non-negative")
-        return weight
+        return sample_weights(self.model_type, sample_weight, X.shape[0])
 
     # -- predict ----------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ from kiln.train._checks import (
     class_codes,
     elapsed_ms,
     eval_codes,
+    sample_weights,
 )
 from kiln.train._contract import (
     Array,
@@ -376,7 +377,7 @@ class _Dnn(Trainer):
         yv = check_labels(mt, y, numeric=self.task == "regression")
         check_rows(mt, Xm, yv)
         T, class_w = self._targets(yv)
-        s = class_w * _sample_weights(mt, sample_weight, Xm.shape[0])
+        s = class_w * sample_weights(mt, sample_weight, Xm.shape[0])
         if s.sum() <= 0:
             raise TrainingError(f"{mt}: the row weights (class_weights, sample_weight) sum to zero")
         s = s / s.mean()
@@ -725,16 +726,3 @@ class DnnClassifierTrainer(_Dnn):
 
     def _restore_extra(self, saved: dict[str, Any]) -> None:
         self.classes_ = np.asarray(saved["classes"])
-
-
-def _sample_weights(model_type: str, sample_weight: Array | None, rows: int) -> Array:
-    if sample_weight is None:
-        return np.ones(rows)
-    weights = np.asarray(sample_weight, dtype=np.float64)
-    if weights.shape != (rows,) or not np.isfinite(weights).all() or (weights < 0).any():
-        raise TrainingError(
-            f"{model_type}: sample_weight must hold one finite weight >= 0 per row ({rows})"
-        )
-    if weights.sum() <= 0:
-        raise TrainingError(f"{model_type}: sample_weight sums to zero; nothing to learn from")
-    return weights
