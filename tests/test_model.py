@@ -4,6 +4,7 @@ and the bad inputs the issue lists (tampering, newer format, missing/extra/wrong
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -151,7 +152,12 @@ def test_bad_training_input(tmp_path: Path, table: pa.Table) -> None:
 
 @pytest.mark.parametrize(
     ("model_type", "label"),
-    [("linear_reg", "body_mass_g"), ("logistic_reg", "species"), ("kmeans", None)],
+    [
+        ("linear_reg", "body_mass_g"),
+        ("logistic_reg", "species"),
+        ("kmeans", None),
+        ("boosted_tree_classifier", "species"),
+    ],
 )
 def test_chunked_prediction_equals_one_pass(
     monkeypatch: pytest.MonkeyPatch, table: pa.Table, model_type: str, label: str | None
@@ -169,6 +175,102 @@ def test_chunked_prediction_equals_one_pass(
     if model_type == "linear_reg":
         dense = model.trainer.predict(model.transform.transform(table).X)
         np.testing.assert_allclose(whole["predicted_body_mass_g"].to_numpy(), dense, rtol=1e-12)
+
+
+def _transform_threads(monkeypatch: pytest.MonkeyPatch, model: Model) -> list[str]:
+    """The names of the threads ``model`` transforms its chunks on, from now on."""
+    import threading
+
+    names: list[str] = []
+    features = model._features
+
+    def recorded(chunk: pa.Table) -> Any:
+        names.append(threading.current_thread().name)
+        return features(chunk)
+
+    monkeypatch.setattr(model, "_features", recorded)
+    return names
+
+
+def test_large_predictions_transform_the_next_chunk_beside_the_estimator(
+    monkeypatch: pytest.MonkeyPatch, table: pa.Table
+) -> None:
+    """With a core to spare beyond the estimator's one thread, chunks are transformed on a second
+    thread while the estimator predicts; with none, everything stays on the caller's thread.
+    The predictions are the same either way."""
+    import threading
+
+    import kiln._threads
+    import kiln.model._model as model_module
+
+    model = _fit(table, "boosted_tree_regressor", "body_mass_g", {"num_threads": 1})
+    whole = model.predict(table)
+    monkeypatch.setattr(model_module, "PREDICT_CHUNK_ROWS", 50)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    names = _transform_threads(monkeypatch, model)
+    assert model.predict(table).equals(whole)
+    assert set(names) == {"kiln-predict-transform"}
+    assert len(names) == -(-table.num_rows // 50)
+    assert not any(t.name == "kiln-predict-transform" for t in threading.enumerate())
+
+    names.clear()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert not kiln._threads.spare_core(1)
+    assert model.predict(table).equals(whole)
+    assert set(names) == {threading.current_thread().name}
+
+
+def test_a_chunk_that_fails_on_the_transform_thread_fails_the_prediction(
+    monkeypatch: pytest.MonkeyPatch, table: pa.Table
+) -> None:
+    """An error in the transform thread reaches the caller, and the thread does not outlive it."""
+    import threading
+
+    import kiln.model._model as model_module
+
+    model = _fit(table, "boosted_tree_regressor", "body_mass_g", {})
+    monkeypatch.setattr(model_module, "PREDICT_CHUNK_ROWS", 50)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    features = model._features
+    seen: list[int] = []
+
+    def failing(chunk: pa.Table) -> Any:
+        seen.append(chunk.num_rows)
+        if len(seen) == 3:
+            raise DataError("chunk 3 is unreadable")
+        return features(chunk)
+
+    monkeypatch.setattr(model, "_features", failing)
+    with pytest.raises(DataError, match="chunk 3 is unreadable"):
+        model.predict(table)
+    assert not any(t.name == "kiln-predict-transform" for t in threading.enumerate())
+
+
+def test_the_overlap_is_for_native_estimators_with_a_core_to_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model's prediction threads are its trainer's ``num_threads``, the most of any ensemble
+    member, else KILN_THREADS (NumPy's BLAS). The transform overlaps only an estimator that
+    predicts in native code (or an ensemble holding one), and only with a core to spare."""
+    from kiln.model._model import _estimator_threads, _overlap_pays
+    from kiln.train import get_trainer
+
+    assert _estimator_threads({"num_threads": 3}) == 3
+    assert _estimator_threads({"l2_reg": 0.0}) == 1
+    members = [
+        {"model_type": "linear_reg", "settings": {}},
+        {"model_type": "boosted_tree_regressor", "settings": {"num_threads": 4}},
+    ]
+    assert _estimator_threads({"members": members}) == 4
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    trees, linear = get_trainer("boosted_tree_regressor"), get_trainer("linear_reg")
+    assert _overlap_pays(trees, {"num_threads": 1})
+    assert not _overlap_pays(trees, {"num_threads": 8})
+    assert not _overlap_pays(linear, {})
+    ensemble = get_trainer("ensemble_regressor")
+    assert _overlap_pays(ensemble, {"members": members})
+    assert not _overlap_pays(ensemble, {"members": members[:1]})
 
 
 def test_loading_a_model_imports_only_its_own_family(tmp_path: Path, table: pa.Table) -> None:

@@ -182,3 +182,15 @@ print(json.dumps([before, inside]))
     if len(before) < 2 or max(before.values()) < 2:
         pytest.skip("needs two BLAS libraries that run on more than one thread by default")
     assert set(inside.values()) == {1}
+
+
+def test_spare_core_counts_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One more thread fits beside ``busy`` ones only while busy + 1 <= the allowed cores."""
+    from kiln._threads import spare_core
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    assert spare_core(1)
+    assert spare_core(3)
+    assert not spare_core(4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {5}, raising=False)
+    assert not spare_core(1)

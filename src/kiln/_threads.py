@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Drain", "blas_threads", "kiln_threads", "prefetched"]
+__all__ = ["Drain", "blas_threads", "kiln_threads", "prefetched", "spare_core"]
 
 T = TypeVar("T")
 
@@ -35,6 +35,16 @@ def kiln_threads() -> int:
         return max(1, int(os.environ.get("KILN_THREADS", "1")))
     except ValueError:
         return 1
+
+
+def spare_core(busy: int) -> bool:
+    """Whether this process may run one more thread beside ``busy`` computing ones without
+    oversubscribing the cores it is allowed on (its CPU affinity, else every core)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (macOS and Windows have no affinity call)
+        cores = os.cpu_count() or 1
+    return busy + 1 <= cores
 
 
 _BLAS: tuple[int, Any] | None = None  # (len(sys.modules) when built, threadpoolctl's handle)

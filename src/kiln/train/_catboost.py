@@ -128,6 +128,8 @@ class _Recorder:
 class CatBoostTrainer(Trainer):
     """Shared fit/predict/save of the two CatBoost trainers."""
 
+    predicts_in_native_code = True
+
     model_: catboost.CatBoost
     n_features_in_: int
     feature_importance_: Array

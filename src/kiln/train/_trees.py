@@ -360,6 +360,8 @@ class _Starter:
 class _LightGBMTrees(Trainer):
     """Shared fit/predict/save of the four tree trainers; subclasses set the options."""
 
+    predicts_in_native_code = True
+
     booster_: lightgbm.Booster
     n_features_in_: int
     feature_importance_: Array

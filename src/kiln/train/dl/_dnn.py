@@ -229,6 +229,8 @@ def _torch_settings(torch: Any, num_threads: int, deterministic: bool) -> Iterat
 class _Dnn(Trainer):
     """Settings, the training loop, prediction and save/load shared by the two DNNs."""
 
+    predicts_in_native_code = True
+
     def __init__(
         self,
         *,
