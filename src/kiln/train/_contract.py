@@ -103,9 +103,10 @@ class Trainer(abc.ABC):
     :class:`kiln.transform.OneHotFeatures`, the one-hot blocks held as codes (linear models)."""
     predicts_in_native_code: ClassVar[bool] = False
     """Whether ``predict`` spends its time in a native library that releases the GIL (LightGBM,
-    CatBoost, PyTorch), so that :meth:`kiln.Model.predict` gains by transforming the next chunk
+    PyTorch), so that :meth:`kiln.Model.predict` gains by transforming the next chunk
     on a second thread meanwhile. Left False where prediction is cheap beside the transform (the
-    linear models, k-means, PCA): there the two threads would only contend."""
+    linear models, k-means, PCA) or holds the GIL (CatBoost): there the two threads would only
+    contend."""
 
     training_info_: list[IterationInfo]
 
