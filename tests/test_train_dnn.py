@@ -289,3 +289,55 @@ def test_without_torch_asking_for_a_dnn_says_what_to_install(
     monkeypatch.setattr(_contract.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TrainingError, match=r"install kiln\[dl\]"):
         get_trainer("dnn_classifier")
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"),
+    [("dnn_classifier", "species"), ("dnn_classifier", "sex"), ("dnn_regressor", "body_mass_g")],
+)
+def test_predicting_from_one_hot_codes_equals_the_dense_matrix(model_type: str, label: str) -> None:
+    """A DNN predicts from the one-hot blocks as codes (one weight row looked up per block, the
+    input scaling folded into the first layer) with the outputs of the dense matrix; Model.predict
+    and the few-row path take that way, unseen and missing categories included."""
+    import warnings
+    from importlib.resources import files
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from kiln.model import Model
+    from kiln.transform import OneHotFeatures
+
+    table = pacsv.read_csv(str(files("palmerpenguins") / "data/penguins.csv"))
+    table = table.filter(pa.compute.is_valid(table[label]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model.fit(
+            table, model_type=model_type, label=label, settings={**FAST, "max_iterations": 3}
+        )
+    odd = table.slice(0, 4).to_pylist()
+    odd[0]["island"], odd[1]["island"] = "Atlantis", None  # unseen; missing
+    rows = pa.concat_tables([table, pa.Table.from_pylist(odd, schema=table.schema)])
+    rows = rows.drop_columns([label])
+
+    hot = model.transform.one_hot_features(rows)
+    assert isinstance(hot, OneHotFeatures)
+    assert hot.hot  # island and sex (or species) stay codes
+    dense = model.transform.transform(rows).X
+    estimate = "predict_proba" if model_type == "dnn_classifier" else "predict"
+    from_codes = getattr(model.trainer, estimate)(hot)
+    np.testing.assert_allclose(
+        from_codes, getattr(model.trainer, estimate)(dense), rtol=1e-5, atol=1e-6
+    )
+    predicted = model.predict(rows)
+    column = f"predicted_{label}"
+    if model_type == "dnn_regressor":
+        np.testing.assert_allclose(predicted[column].to_numpy(), from_codes, rtol=1e-12)
+    else:
+        best = np.asarray(model.trainer.classes_)[from_codes.argmax(axis=1)]
+        assert predicted[column].to_pylist() == best.tolist()
+    few = model.predict_rows(rows.slice(rows.num_rows - 4).to_pylist())
+    assert few[column] == predicted[column].to_pylist()[-4:]
+
+    with pytest.raises(TrainingError, match="fitted on"):
+        model.trainer.predict(OneHotFeatures((2, 3), np.zeros((2, 1)), np.array([0]), []))

@@ -28,6 +28,10 @@ ML documents ``l1_reg`` and ``l2_reg`` for its proximal optimisers only (``ADAGR
 Inputs are standardised inside the model (each feature's mean and standard deviation on the
 training rows, stored with the weights), and so is the regressor's label, so that the defaults
 work on features and labels of any scale; predictions come back in the label's units.
+``predict`` also takes :class:`kiln.transform.OneHotFeatures` (``Model.predict`` passes them):
+the first layer then looks up one weight row per one-hot block and row, with the input scaling
+folded into its weights, rather than multiplying a column per category. On the training bench's
+8 string columns (2,493 one-hot columns) 300,000 rows took 0.1 s this way against 27 s dense.
 
 ``training_info_`` holds one row per epoch: ``loss`` is ``J`` on all training rows after the epoch
 (dropout off; for the regressor in the label's squared units, so without penalties it is the MSE),
@@ -86,6 +90,7 @@ from kiln.train._contract import (
     record_iteration,
     register_trainer,
 )
+from kiln.transform import OneHotFeatures
 
 if TYPE_CHECKING:
     import torch
@@ -230,6 +235,7 @@ class _Dnn(Trainer):
     """Settings, the training loop, prediction and save/load shared by the two DNNs."""
 
     predicts_in_native_code = True
+    accepts_one_hot_features = True
 
     def __init__(
         self,
@@ -529,19 +535,40 @@ class _Dnn(Trainer):
 
     # -- predicting -------------------------------------------------------------------------------
 
-    def _outputs(self, X: Array) -> Array:
+    def _outputs(self, X: Array | OneHotFeatures) -> Array:
         """The network's outputs (float64, rows x outputs) for ``X``."""
         self._check_fitted("_net", "training_info_")
         torch = _torch(self.model_type)
-        Xm = check_matrix(self.model_type, X, n_features=self.n_features_in_)
-        Xt = self._tensor(torch, (Xm - self._x_mean) / self._x_scale)
+        net: Any = self._net
+        if isinstance(X, OneHotFeatures):
+            Xt, net = self._first_layer(torch, X), net[1:]
+        else:
+            Xm = check_matrix(self.model_type, X, n_features=self.n_features_in_)
+            Xt = self._tensor(torch, (Xm - self._x_mean) / self._x_scale)
         parts = []
         with _torch_settings(torch, self.num_threads, deterministic=False), torch.no_grad():
-            self._net.eval()
+            net.eval()
             for start in range(0, Xt.shape[0], _PREDICT_CHUNK):
-                out = self._net(Xt[start : start + _PREDICT_CHUNK])
+                out = net(Xt[start : start + _PREDICT_CHUNK])
                 parts.append(out.detach().cpu().numpy().astype(np.float64))
         return np.concatenate(parts, axis=0)
+
+    def _first_layer(self, torch: Any, X: OneHotFeatures) -> Any:
+        """The first linear layer's output for ``X`` with its one-hot blocks held as codes: the
+        input scaling folded into the weights (``((x - m) / s) W + b = x (W / s) + (b - (m / s)
+        W)``) and one weight row looked up per block and row, instead of a product with a column
+        per category (2,493 columns for the training bench's 8 string columns)."""
+        check_matrix(self.model_type, X.dense)
+        if X.shape[1] != self.n_features_in_:
+            raise TrainingError(
+                f"{self.model_type}: X has {X.shape[1]} features; the model was fitted on"
+                f" {self.n_features_in_}"
+            )
+        first: Any = self._net[0]
+        W = first.weight.detach().cpu().double().numpy().T  # (features, units)
+        scaled = W / self._x_scale[:, None]
+        b = first.bias.detach().cpu().double().numpy() - (self._x_mean / self._x_scale) @ W
+        return self._tensor(torch, X @ scaled + b)
 
     # -- save / load ------------------------------------------------------------------------------
 
@@ -635,7 +662,7 @@ class DnnRegressorTrainer(_Dnn):
     def _loss_scale(self) -> float:
         return self._y_scale**2
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         result: Array = self._outputs(X)[:, 0] * self._y_scale + self._y_mean
         return result
 
@@ -708,7 +735,7 @@ class DnnClassifierTrainer(_Dnn):
             return F.binary_cross_entropy_with_logits(Z, T, reduction="none")[:, 0]
         return F.cross_entropy(Z, T, reduction="none")
 
-    def predict_proba(self, X: Array) -> Array:
+    def predict_proba(self, X: Array | OneHotFeatures) -> Array:
         """Probabilities, rows x classes, columns in ``classes_`` order."""
         Z = self._outputs(X)
         if Z.shape[1] == 1:
@@ -718,7 +745,7 @@ class DnnClassifierTrainer(_Dnn):
         result: Array = shifted / shifted.sum(axis=1, keepdims=True)
         return result
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         proba = self.predict_proba(X)
         result: Array = self.classes_[np.argmax(proba, axis=1)]
         return result
