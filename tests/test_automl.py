@@ -483,3 +483,29 @@ def test_catboost_is_a_family_whose_members_refit_at_their_validated_rate(
         "no time was left to refit catboost_classifier (candidate 1) on every row: trained on "
         "the 80% of rows the validation left"
     ]
+
+
+def test_a_dnn_candidate_stops_on_its_eval_loss_and_refits_its_best_epochs(
+    penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AutoML's DNN watches its validation loss (``early_stop_rounds``) and keeps the best epoch;
+    the refit on every row, with no eval set left, trains exactly the epochs found best."""
+    pytest.importorskip("torch")
+    import kiln.automl._automl as automl
+
+    monkeypatch.setattr(automl, "DNN_MIN_SECONDS", 0.0)  # tried even in a short test budget
+    others = ["boosted_tree", "random_forest", "linear", "catboost"]
+    result = _fit(penguins, "body_mass_g", time_budget=8, seed=0, exclude=others, ensemble=False)
+    board = result.leaderboard.to_pylist()
+    dnn = [r for r in board if r["model_type"] == "dnn_regressor" and r["status"] == "ok"]
+    assert dnn
+    assert json.loads(dnn[0]["settings"])["early_stop_rounds"] is not None
+    assert board[0]["model_type"] == "dnn_regressor"  # (the other: the linear baseline)
+    trainer = result.model.trainer
+    assert trainer.model_type == "dnn_regressor"
+    params = trainer.get_params()
+    assert not any("every row" in w for w in result.warnings)  # refitted, not a fold's model
+    assert params["early_stop_rounds"] is None
+    assert params["max_iterations"] == dnn[0]["best_iteration"] + 1
+    assert len(trainer.training_info_) == params["max_iterations"]
+    assert result.best_score < 600  # grams: far better than the mean's ~800

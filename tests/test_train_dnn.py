@@ -145,6 +145,35 @@ def test_training_info_and_early_stopping(wave: tuple[np.ndarray, np.ndarray]) -
     assert stopped.training_info_[-1].eval_loss is None
 
 
+def test_early_stop_rounds_keeps_the_best_epoch(
+    tmp_path: Path, wave: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """With ``early_stop_rounds`` the fit stops that many epochs after the best eval loss and
+    keeps the best epoch's weights: the same network as a fit of exactly that many epochs. It
+    needs an eval set; the best epoch survives save and load."""
+    X, y = wave
+    fast = {**FAST, "learn_rate": 0.05}  # a rate that overshoots soon on this wave
+    patient = DnnRegressorTrainer(
+        hidden_units=[16], max_iterations=200, early_stop_rounds=3, **fast
+    ).fit(X[:300], y[:300], X_eval=X[300:400], y_eval=y[300:400])
+    losses = [r.eval_loss for r in patient.training_info_]
+    best = patient.best_iteration_
+    assert losses[best] == min(losses)  # type: ignore[type-var]
+    assert len(losses) == best + 4 < 200  # stopped 3 epochs after the best, not at the end
+    exact = DnnRegressorTrainer(
+        hidden_units=[16], max_iterations=best + 1, early_stop=False, **fast
+    ).fit(X[:300], y[:300], X_eval=X[300:400], y_eval=y[300:400])
+    np.testing.assert_array_equal(patient.predict(X[400:]), exact.predict(X[400:]))
+    assert exact.best_iteration_ == best  # without patience, the last epoch
+
+    loaded = DnnRegressorTrainer.load(tmp_path, patient.save(tmp_path))
+    assert loaded.best_iteration_ == best
+    np.testing.assert_array_equal(loaded.predict(X[400:]), patient.predict(X[400:]))
+
+    with pytest.raises(TrainingError, match="early_stop_rounds needs an eval set"):
+        DnnRegressorTrainer(early_stop_rounds=3).fit(X, y)
+
+
 def test_save_load_predicts_identically(tmp_path: Path, cancer: tuple[np.ndarray, ...]) -> None:
     X, y, Xt, _ = cancer
     labels = np.where(y == 1, "benign", "malignant")
@@ -247,6 +276,8 @@ def test_class_weights_shift_predictions() -> None:
         ({"min_rel_progress": -0.1}, "min_rel_progress"),
         ({"seed": -1}, "seed"),
         ({"num_threads": 0}, "num_threads"),
+        ({"early_stop_rounds": 0}, "early_stop_rounds"),
+        ({"early_stop_rounds": 2.5}, "early_stop_rounds"),
         ({"device": "tpu"}, "device"),
         ({"class_weights": [1, 2]}, "class_weights"),
     ],

@@ -677,13 +677,14 @@ class _Search:
             yield (
                 "dnn",
                 {
-                    "hidden_units": [128, 64],
-                    "max_iterations": 100,
-                    "batch_size": 256,
+                    "hidden_units": [256, 128],
+                    "max_iterations": 300,
+                    "batch_size": 128,
                     "learn_rate": 0.001,
                     "dropout": 0.1,
-                    "early_stop": True,
-                    "min_rel_progress": 0.001,
+                    "l2_reg": 1e-4,
+                    "early_stop": False,
+                    "early_stop_rounds": 10,
                 },
             )
 
@@ -1292,6 +1293,10 @@ class _Search:
                 rate = getattr(cand.trainers[0], "learning_rate_", None)
                 if settings.get("learn_rate") is None and rate is not None:
                     settings["learn_rate"] = rate  # CatBoost's own choice depends on the rounds
+            elif cand.family == "dnn" and settings.get("early_stop_rounds") is not None:
+                # the epochs the validation found best: no eval set is left to stop on
+                settings["max_iterations"] = round(float(np.mean(cand.best_iterations))) + 1
+                settings.update(early_stop_rounds=None, early_stop=False)
             _, X, categorical = self._features(cand.model_type)
             rows = np.arange(self.n)
             if cand.family in ("linear", "dnn"):

@@ -8,8 +8,11 @@ ML's documented rule), ``activation_fn`` (``RELU``; ``RELU6``, ``CRELU``, ``ELU`
 every hidden layer; below 1), ``l1_reg``, ``l2_reg``, ``max_iterations`` (20 epochs: one
 iteration is one pass over the training rows), ``early_stop`` and ``min_rel_progress`` (0.01); the
 classifier also takes ``auto_class_weights`` and ``class_weights``. Kiln adds ``seed`` (0),
-``num_threads`` (1) and ``device`` (``"auto"``: CUDA when PyTorch sees a GPU, else the CPU; or
-``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+``num_threads`` (1), ``device`` (``"auto"``: CUDA when PyTorch sees a GPU, else the CPU; or
+``"cpu"``, ``"cuda"``, ``"cuda:N"``) and ``early_stop_rounds`` (None; as the boosted trees': with
+an eval set, stop once the eval loss has not improved for that many epochs and keep the weights
+of the best epoch, ``best_iteration_``; it replaces ``early_stop``/``min_rel_progress``, and
+without an eval set the fit is a TrainingError).
 
 What is minimised, per mini-batch (``s``: the row weights, ``sample_weight`` times the class
 weights, scaled to average 1 over the training rows; ``W``: the layers' weight matrices, biases
@@ -38,7 +41,8 @@ folded into its weights, rather than multiplying a column per category. On the t
 ``eval_loss`` the unweighted mean loss on ``X_eval`` (same units), ``learning_rate`` the
 optimiser's rate. With ``early_stop``, training stops after the first epoch whose relative
 improvement of the eval loss (the training loss when no eval set is given) is below
-``min_rel_progress``; the weights are those of that last epoch.
+``min_rel_progress``; the weights are those of that last epoch. ``best_iteration_`` is the epoch
+whose weights the model holds: the best one under ``early_stop_rounds``, else the last.
 
 ``FTRL`` is FTRL-Proximal (McMahan et al.) with learning-rate power -1/2 and an initial
 accumulator of 0.1, TensorFlow's defaults, started from the initial weights rather than from
@@ -73,6 +77,7 @@ from kiln.train._checks import (
     check_bool,
     check_choice,
     check_class_weights,
+    check_eval_pair,
     check_labels,
     check_matrix,
     check_number,
@@ -254,6 +259,7 @@ class _Dnn(Trainer):
         seed: int = 0,
         num_threads: int = 1,
         device: str = "auto",
+        early_stop_rounds: int | None = None,
     ) -> None:
         mt = self.model_type
         if hidden_units is None:
@@ -306,6 +312,13 @@ class _Dnn(Trainer):
                 f"{mt}: device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
             )
         self.device = device.lower()
+        self.early_stop_rounds = (
+            None
+            if early_stop_rounds is None
+            else int(
+                check_number(mt, "early_stop_rounds", early_stop_rounds, minimum=1, integer=True)
+            )
+        )
 
     # -- subclasses -------------------------------------------------------------------------------
 
@@ -353,6 +366,7 @@ class _Dnn(Trainer):
             "seed": self.seed,
             "num_threads": self.num_threads,
             "device": self.device,
+            "early_stop_rounds": self.early_stop_rounds,
         }
 
     def _resolve_device(self, torch: Any) -> Any:
@@ -390,9 +404,8 @@ class _Dnn(Trainer):
             raise TrainingError(f"{mt}: the row weights (class_weights, sample_weight) sum to zero")
         s = s / s.mean()
         eval_data: tuple[Array, Array] | None = None
-        if X_eval is not None or y_eval is not None:
-            if X_eval is None or y_eval is None:
-                raise TrainingError(f"{mt}: give both X_eval and y_eval, or neither")
+        check_eval_pair(mt, X_eval, y_eval, self.early_stop_rounds)
+        if X_eval is not None:
             Xe = check_matrix(mt, X_eval, "X_eval", n_features=Xm.shape[1])
             ye = check_labels(mt, y_eval, "y_eval", numeric=self.task == "regression")
             check_rows(mt, Xe, ye, ("X_eval", "y_eval"))
@@ -490,6 +503,9 @@ class _Dnn(Trainer):
         previous = self._mean_loss(torch, *ev, None) * scale if ev is not None else objective()
         rows = Xt.shape[0]
         self.training_info_ = []
+        patience = self.early_stop_rounds
+        best: tuple[float, dict[str, Any]] | None = None  # early_stop_rounds: (loss, weights)
+        self.best_iteration_ = -1
         for iteration in range(self.max_iterations):
             started = time.perf_counter()
             self._net.train()
@@ -509,6 +525,14 @@ class _Dnn(Trainer):
                     f" learn_rate={self.learn_rate:g}; lower learn_rate"
                 )
             eval_loss = self._mean_loss(torch, *ev, None) * scale if ev is not None else None
+            if patience is None:
+                self.best_iteration_ = iteration
+            elif eval_loss is not None and (best is None or eval_loss < best[0]):
+                self.best_iteration_ = iteration
+                best = (
+                    eval_loss,
+                    {k: t.detach().clone() for k, t in self._net.state_dict().items()},
+                )
             if record_iteration(
                 self,
                 self.training_info_,
@@ -516,12 +540,18 @@ class _Dnn(Trainer):
                     iteration, current_loss, eval_loss, self.learn_rate, elapsed_ms(started)
                 ),
             ):
-                break  # asked to stop: the network of this epoch is kept
+                break  # asked to stop: the network of this epoch (the best one) is kept
+            if patience is not None:
+                if iteration - self.best_iteration_ >= patience:
+                    break
+                continue
             current = eval_loss if eval_loss is not None else current_loss
             progress = (previous - current) / max(abs(previous), 1e-300)
             previous = current
             if self.early_stop and progress < self.min_rel_progress:
                 break
+        if best is not None:
+            self._net.load_state_dict(best[1])
 
     def _penalised(self) -> bool:
         return self.l1_reg > 0 or self.l2_reg > 0
@@ -597,6 +627,7 @@ class _Dnn(Trainer):
                 "dropout": self.dropout,
             },
             "batch_size": self.batch_size_,
+            "best_iteration": self.best_iteration_,
             "training_info": [row.to_dict() for row in self.training_info_],
             **self._extra_state(),
         }
@@ -633,6 +664,8 @@ class _Dnn(Trainer):
             ) from exc
         trainer._net = net.to(trainer.device_).eval()
         trainer.training_info_ = [IterationInfo(**row) for row in saved["training_info"]]
+        # models saved before best_iteration_ existed kept their last epoch
+        trainer.best_iteration_ = int(saved.get("best_iteration", len(trainer.training_info_) - 1))
         return trainer
 
 
