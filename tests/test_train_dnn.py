@@ -372,3 +372,65 @@ def test_predicting_from_one_hot_codes_equals_the_dense_matrix(model_type: str, 
 
     with pytest.raises(TrainingError, match="fitted on"):
         model.trainer.predict(OneHotFeatures((2, 3), np.zeros((2, 1)), np.array([0]), []))
+
+
+def _penguins() -> Any:
+    from importlib.resources import files
+
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(str(files("palmerpenguins") / "data/penguins.csv"))
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"), [("dnn_classifier", "species"), ("dnn_regressor", "body_mass_g")]
+)
+def test_fitting_from_one_hot_codes_equals_fitting_the_dense_matrix(
+    monkeypatch: pytest.MonkeyPatch, model_type: str, label: str
+) -> None:
+    """A DNN fitted on the one-hot blocks as codes (the moments from each category's share, the
+    first layer a lookup per block) learns the network the dense matrix gives, eval set and all;
+    Model.fit takes that way and never builds the dense matrix."""
+    import warnings
+
+    import pyarrow as pa
+
+    from kiln.model import Model, preprocessing_for
+    from kiln.transform import FittedTransform, OneHotFeatures
+
+    table = _penguins()
+    table = table.filter(pa.compute.is_valid(table[label]))
+    table = table.take(np.random.default_rng(0).permutation(table.num_rows))  # (sorted by species)
+    train, held = table.slice(0, 250), table.slice(250)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = preprocessing_for(train, model_type, label=label).fit(train)
+    hot, hot_eval = fitted.one_hot_features(train), fitted.one_hot_features(held)
+    assert isinstance(hot, OneHotFeatures)
+    assert hot.hot
+    y = train[label].to_numpy(zero_copy_only=False)
+    y_eval = held[label].to_numpy(zero_copy_only=False)
+    settings = {**FAST, "hidden_units": [16, 8], "max_iterations": 4, "early_stop": False}
+    cls = get_trainer(model_type)
+    coded = cls(**settings).fit(hot, y, X_eval=hot_eval, y_eval=y_eval)
+    dense = cls(**settings).fit(
+        fitted.transform(train).X, y, X_eval=fitted.transform(held).X, y_eval=y_eval
+    )
+    for a, b in zip(coded.training_info_, dense.training_info_, strict=True):
+        assert a.loss == pytest.approx(b.loss, rel=1e-4)
+        assert a.eval_loss == pytest.approx(b.eval_loss, rel=1e-4)
+    estimate = "predict_proba" if model_type == "dnn_classifier" else "predict"
+    np.testing.assert_allclose(
+        getattr(coded, estimate)(hot_eval), getattr(dense, estimate)(hot_eval), rtol=1e-3, atol=1e-5
+    )
+
+    def no_dense(self: Any, table: Any) -> Any:
+        raise AssertionError("Model.fit built the dense matrix")
+
+    monkeypatch.setattr(FittedTransform, "transform", no_dense)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model.fit(
+            train, model_type=model_type, label=label, settings=settings, eval_table=held
+        )
+    assert len(model.trainer.training_info_) == 4

@@ -217,21 +217,30 @@ class Model:
         else:
             graph = transform or preprocessing_for(table, model_type, label=label)
             fitted = graph.fit(table)
-        features = fitted.transform(table)
-        if features.X.shape[1] == 0:
+        X: Any
+        if trainer_cls.fits_one_hot_features:  # one-hot blocks as codes, never a dense matrix
+            X, categorical = fitted.one_hot_features(table), []
+        else:
+            features = fitted.transform(table)
+            X, categorical = features.X, features.categorical
+        if X.shape[1] == 0:
             raise TrainingError(
                 f"{model_type}: no usable feature is left after preprocessing (every input "
                 "column was dropped: all null, constant or of an unsupported type); add "
                 "informative columns"
             )
         y = _labels(table, label) if supervised and label else None
-        kwargs: dict[str, Any] = {"categorical": features.categorical}
+        kwargs: dict[str, Any] = {"categorical": categorical}
         if eval_table is not None:
-            kwargs["X_eval"] = fitted.transform(eval_table).X
+            kwargs["X_eval"] = (
+                fitted.one_hot_features(eval_table)
+                if trainer_cls.fits_one_hot_features
+                else fitted.transform(eval_table).X
+            )
             if supervised and label:
                 kwargs["y_eval"] = _labels(eval_table, label)
         trainer = trainer_cls(**(settings or {}))
-        trainer.fit(features.X, y, **kwargs)
+        trainer.fit(X, y, **kwargs)
         return cls(trainer, fitted, label if supervised else None, _signature(table, label))
 
     @classmethod

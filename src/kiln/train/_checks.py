@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -112,7 +112,14 @@ def check_matrix(
     return array
 
 
-def check_rows(model_type: str, X: Array, y: Array, names: tuple[str, str] = ("X", "y")) -> None:
+class Shaped(Protocol):
+    """Anything with an array's ``shape``: an array, or one-hot features held as codes."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+def check_rows(model_type: str, X: Shaped, y: Array, names: tuple[str, str] = ("X", "y")) -> None:
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise TrainingError(
             f"{model_type}: {names[1]} must be 1-D with one value per row of {names[0]}"

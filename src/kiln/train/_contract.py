@@ -101,6 +101,10 @@ class Trainer(abc.ABC):
     accepts_one_hot_features: ClassVar[bool] = False
     """Whether ``predict`` (and ``predict_proba``) also take a
     :class:`kiln.transform.OneHotFeatures`, the one-hot blocks held as codes (linear models)."""
+    fits_one_hot_features: ClassVar[bool] = False
+    """Whether ``fit`` also takes :class:`kiln.transform.OneHotFeatures` (for ``X`` and
+    ``X_eval``): :meth:`kiln.Model.fit` then never builds the dense matrix, a column per
+    category (the DNNs)."""
     predicts_in_native_code: ClassVar[bool] = False
     """Whether ``predict`` spends its time in a native library that releases the GIL (LightGBM,
     PyTorch), so that :meth:`kiln.Model.predict` gains by transforming the next chunk

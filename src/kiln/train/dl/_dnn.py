@@ -220,6 +220,94 @@ def _network(
     return torch.nn.Sequential(*layers)
 
 
+def _checked(
+    model_type: str, X: object, name: str = "X", *, n_features: int | None = None
+) -> Array | OneHotFeatures:
+    """``check_matrix`` of ``X``, or of a :class:`OneHotFeatures`' dense columns with its width
+    checked the same way."""
+    if not isinstance(X, OneHotFeatures):
+        return check_matrix(model_type, X, name, n_features=n_features)
+    check_matrix(model_type, X.dense, name)
+    if n_features is not None and X.shape[1] != n_features:
+        raise TrainingError(
+            f"{model_type}: {name} has {X.shape[1]} features; the model was fitted on {n_features}"
+        )
+    return X
+
+
+def _moments(X: Array | OneHotFeatures) -> tuple[Array, Array]:
+    """Each feature's mean and standard deviation over the rows of ``X`` (a one-hot column's from
+    its share of rows, never the full matrix)."""
+    if not isinstance(X, OneHotFeatures):
+        return X.mean(axis=0), X.std(axis=0)
+    mean = np.zeros(X.shape[1])
+    std = np.zeros(X.shape[1])
+    mean[X.dense_columns] = X.dense.mean(axis=0)
+    std[X.dense_columns] = X.dense.std(axis=0)
+    counts = np.zeros(X.shape[1])
+    for start, codes in X.hot:
+        ok = codes[~np.isnan(codes)].astype(np.int64) + start
+        counts += np.bincount(ok, minlength=X.shape[1])
+    hot = np.setdiff1d(np.arange(X.shape[1]), X.dense_columns)
+    share = counts[hot] / max(X.shape[0], 1)
+    mean[hot] = share
+    std[hot] = np.sqrt(share * (1.0 - share))
+    return mean, std
+
+
+class _Dense:
+    """A network's input as one standardised tensor (rows x features)."""
+
+    def __init__(self, X: Any) -> None:
+        self.X = X
+        self.rows = int(X.shape[0])
+
+    def forward(self, net: Any, part: Any) -> Any:
+        """``net``'s outputs for the rows ``part`` (a slice or an index tensor)."""
+        return net(self.X[part])
+
+
+class _Coded:
+    """A network's input with its one-hot blocks held as codes: the dense columns standardised
+    as a tensor, and per row the column of each block's 1 (``n_features`` where a block has
+    none). The first layer adds one weight column per block and row instead of multiplying a
+    column per category; a one-hot column's standardised value is ``(1 - m) / s`` where it is 1
+    and ``-m / s`` elsewhere, so the layer adds ``W[:, j] / s_j`` for each hot ``j`` to the
+    constant ``-sum_j W[:, j] m_j / s_j`` over the one-hot columns: the same numbers as
+    :class:`_Dense` on the full matrix, gradients included."""
+
+    def __init__(
+        self, torch: Any, X: OneHotFeatures, mean: Array, scale: Array, device: Any
+    ) -> None:
+        n_features = X.shape[1]
+        columns = X.dense_columns
+        dense = (X.dense - mean[columns]) / scale[columns]
+        self.dense = torch.as_tensor(np.ascontiguousarray(dense, dtype=np.float32), device=device)
+        self.dense_columns = torch.as_tensor(columns, dtype=torch.int64, device=device)
+        hot = np.setdiff1d(np.arange(n_features), columns)
+        self.hot_columns = torch.as_tensor(hot, dtype=torch.int64, device=device)
+        index = np.full((X.shape[0], len(X.hot)), n_features, dtype=np.int64)
+        for b, (start, codes) in enumerate(X.hot):
+            ok = ~np.isnan(codes)
+            index[ok, b] = codes[ok].astype(np.int64) + start
+        self.index = torch.as_tensor(index, device=device)
+        self.inverse_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32, device=device)
+        self.shift = torch.as_tensor(mean / scale, dtype=torch.float32, device=device)
+        self.rows = int(X.shape[0])
+
+    def forward(self, net: Any, part: Any) -> Any:
+        import torch
+
+        first = net[0]
+        W = first.weight  # (units, features)
+        out = self.dense[part] @ W[:, self.dense_columns].T + first.bias
+        hot = self.hot_columns
+        out = out - W[:, hot] @ self.shift[hot]
+        per_column = torch.cat([(W * self.inverse_scale).T, W.new_zeros((1, W.shape[0]))])
+        out = out + per_column[self.index[part]].sum(dim=1)
+        return net[1:](out)
+
+
 @contextmanager
 def _torch_settings(torch: Any, num_threads: int, deterministic: bool) -> Iterator[None]:
     """PyTorch's global thread count and determinism for the duration, restored afterwards."""
@@ -241,6 +329,7 @@ class _Dnn(Trainer):
 
     predicts_in_native_code = True
     accepts_one_hot_features = True
+    fits_one_hot_features = True
 
     def __init__(
         self,
@@ -383,17 +472,17 @@ class _Dnn(Trainer):
 
     def fit(
         self,
-        X: Array,
+        X: Array | OneHotFeatures,
         y: Array | None = None,
         *,
-        X_eval: Array | None = None,
+        X_eval: Array | OneHotFeatures | None = None,
         y_eval: Array | None = None,
         sample_weight: Array | None = None,
         categorical: Sequence[int] = (),
     ) -> Self:
         mt = self.model_type
         torch = _torch(mt)
-        Xm = check_matrix(mt, X)
+        Xm = _checked(mt, X)
         if y is None:
             raise TrainingError(f"{mt}: fit needs the label column y")
         yv = check_labels(mt, y, numeric=self.task == "regression")
@@ -403,10 +492,10 @@ class _Dnn(Trainer):
         if s.sum() <= 0:
             raise TrainingError(f"{mt}: the row weights (class_weights, sample_weight) sum to zero")
         s = s / s.mean()
-        eval_data: tuple[Array, Array] | None = None
+        eval_data: tuple[Array | OneHotFeatures, Array] | None = None
         check_eval_pair(mt, X_eval, y_eval, self.early_stop_rounds)
         if X_eval is not None:
-            Xe = check_matrix(mt, X_eval, "X_eval", n_features=Xm.shape[1])
+            Xe = _checked(mt, X_eval, "X_eval", n_features=Xm.shape[1])
             ye = check_labels(mt, y_eval, "y_eval", numeric=self.task == "regression")
             check_rows(mt, Xe, ye, ("X_eval", "y_eval"))
             eval_data = (Xe, self._eval_targets(ye))
@@ -418,8 +507,7 @@ class _Dnn(Trainer):
         ]
         self.batch_size_ = self.batch_size or min(DEFAULT_BATCH_SIZE, rows)
         self.n_features_in_ = n_features
-        self._x_mean = Xm.mean(axis=0)
-        scale = Xm.std(axis=0)
+        self._x_mean, scale = _moments(Xm)
         scale[scale <= 1e-12 * np.maximum(1.0, np.abs(self._x_mean))] = 1.0
         self._x_scale = scale
         self.device_ = self._resolve_device(torch)
@@ -463,34 +551,41 @@ class _Dnn(Trainer):
         weights = [p for name, p in self._net.named_parameters() if name.endswith("weight")]
         return self.l2_reg * torch.stack([(w * w).sum() for w in weights]).sum()
 
-    def _mean_loss(self, torch: Any, X: Any, T: Any, s: Any | None) -> float:
+    def _mean_loss(self, torch: Any, X: _Dense | _Coded, T: Any, s: Any | None) -> float:
         """Mean (weighted when ``s`` is given) loss over all rows, dropout off, no gradient."""
         self._net.eval()
         total = 0.0
         with torch.no_grad():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                losses = self._row_losses(
-                    self._net(X[start : start + _PREDICT_CHUNK]), T[start : start + _PREDICT_CHUNK]
-                )
+            for start in range(0, X.rows, _PREDICT_CHUNK):
+                part = slice(start, start + _PREDICT_CHUNK)
+                losses = self._row_losses(X.forward(self._net, part), T[part])
                 if s is not None:
-                    losses = losses * s[start : start + _PREDICT_CHUNK]
+                    losses = losses * s[part]
                 total += float(losses.sum())
-        return total / float(X.shape[0])
+        return total / float(X.rows)
+
+    def _inputs(self, torch: Any, X: Array | OneHotFeatures) -> _Dense | _Coded:
+        """``X`` standardised with the training rows' moments, on the model's device."""
+        if isinstance(X, OneHotFeatures):
+            return _Coded(torch, X, self._x_mean, self._x_scale, self.device_)
+        return _Dense(self._tensor(torch, (X - self._x_mean) / self._x_scale))
 
     def _train(
-        self, torch: Any, Xm: Array, T: Array, s: Array, eval_data: tuple[Array, Array] | None
+        self,
+        torch: Any,
+        Xm: Array | OneHotFeatures,
+        T: Array,
+        s: Array,
+        eval_data: tuple[Array | OneHotFeatures, Array] | None,
     ) -> None:
         device = self.device_
-        Xt = self._tensor(torch, (Xm - self._x_mean) / self._x_scale)
+        Xt = self._inputs(torch, Xm)
         Tt = self._target_tensor(torch, T)
         st = torch.as_tensor(s, dtype=torch.float32, device=device)
         ev: tuple[Any, Any] | None = None
         if eval_data is not None:
             Xe, Te = eval_data
-            ev = (
-                self._tensor(torch, (Xe - self._x_mean) / self._x_scale),
-                self._target_tensor(torch, Te),
-            )
+            ev = (self._inputs(torch, Xe), self._target_tensor(torch, Te))
         optimizer = self._optimizer(torch)
         shuffle = torch.Generator().manual_seed(self.seed)
         scale = self._loss_scale()
@@ -501,7 +596,7 @@ class _Dnn(Trainer):
             return (self._mean_loss(torch, Xt, Tt, st) + penalty) * scale
 
         previous = self._mean_loss(torch, *ev, None) * scale if ev is not None else objective()
-        rows = Xt.shape[0]
+        rows = Xt.rows
         self.training_info_ = []
         patience = self.early_stop_rounds
         best: tuple[float, dict[str, Any]] | None = None  # early_stop_rounds: (loss, weights)
@@ -513,7 +608,9 @@ class _Dnn(Trainer):
             for start in range(0, rows, self.batch_size_):
                 batch = order[start : start + self.batch_size_]
                 optimizer.zero_grad(set_to_none=True)
-                loss = (self._row_losses(self._net(Xt[batch]), Tt[batch]) * st[batch]).mean()
+                loss = (
+                    self._row_losses(Xt.forward(self._net, batch), Tt[batch]) * st[batch]
+                ).mean()
                 if self.l1_reg > 0:
                     loss = loss + self._l1(torch)
                 loss.backward()
@@ -569,36 +666,14 @@ class _Dnn(Trainer):
         """The network's outputs (float64, rows x outputs) for ``X``."""
         self._check_fitted("_net", "training_info_")
         torch = _torch(self.model_type)
-        net: Any = self._net
-        if isinstance(X, OneHotFeatures):
-            Xt, net = self._first_layer(torch, X), net[1:]
-        else:
-            Xm = check_matrix(self.model_type, X, n_features=self.n_features_in_)
-            Xt = self._tensor(torch, (Xm - self._x_mean) / self._x_scale)
+        Xt = self._inputs(torch, _checked(self.model_type, X, n_features=self.n_features_in_))
         parts = []
         with _torch_settings(torch, self.num_threads, deterministic=False), torch.no_grad():
-            net.eval()
-            for start in range(0, Xt.shape[0], _PREDICT_CHUNK):
-                out = net(Xt[start : start + _PREDICT_CHUNK])
+            self._net.eval()
+            for start in range(0, Xt.rows, _PREDICT_CHUNK):
+                out = Xt.forward(self._net, slice(start, start + _PREDICT_CHUNK))
                 parts.append(out.detach().cpu().numpy().astype(np.float64))
         return np.concatenate(parts, axis=0)
-
-    def _first_layer(self, torch: Any, X: OneHotFeatures) -> Any:
-        """The first linear layer's output for ``X`` with its one-hot blocks held as codes: the
-        input scaling folded into the weights (``((x - m) / s) W + b = x (W / s) + (b - (m / s)
-        W)``) and one weight row looked up per block and row, instead of a product with a column
-        per category (2,493 columns for the training bench's 8 string columns)."""
-        check_matrix(self.model_type, X.dense)
-        if X.shape[1] != self.n_features_in_:
-            raise TrainingError(
-                f"{self.model_type}: X has {X.shape[1]} features; the model was fitted on"
-                f" {self.n_features_in_}"
-            )
-        first: Any = self._net[0]
-        W = first.weight.detach().cpu().double().numpy().T  # (features, units)
-        scaled = W / self._x_scale[:, None]
-        b = first.bias.detach().cpu().double().numpy() - (self._x_mean / self._x_scale) @ W
-        return self._tensor(torch, X @ scaled + b)
 
     # -- save / load ------------------------------------------------------------------------------
 
