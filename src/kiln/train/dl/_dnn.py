@@ -31,10 +31,13 @@ ML documents ``l1_reg`` and ``l2_reg`` for its proximal optimisers only (``ADAGR
 Inputs are standardised inside the model (each feature's mean and standard deviation on the
 training rows, stored with the weights), and so is the regressor's label, so that the defaults
 work on features and labels of any scale; predictions come back in the label's units.
-``predict`` also takes :class:`kiln.transform.OneHotFeatures` (``Model.predict`` passes them):
-the first layer then looks up one weight row per one-hot block and row, with the input scaling
-folded into its weights, rather than multiplying a column per category. On the training bench's
-8 string columns (2,493 one-hot columns) 300,000 rows took 0.1 s this way against 27 s dense.
+``fit`` and ``predict`` also take :class:`kiln.transform.OneHotFeatures` (``Model.fit`` and
+``Model.predict`` pass them): a one-hot column's mean and deviation come from its category's
+share of rows, and the first layer looks up one weight column per one-hot block and row instead
+of multiplying a column per category (see :class:`_Coded`), with the same numbers. On the
+training bench's 8 string columns (~2,500 one-hot columns), 300,000 rows predicted in 0.1 s
+against 27 s dense, and an epoch over 100,000 rows took 3.7 s and 0.7 GB against 26 s and
+6.3 GB; a million rows trained in 1.2 GB.
 
 ``training_info_`` holds one row per epoch: ``loss`` is ``J`` on all training rows after the epoch
 (dropout off; for the regressor in the label's squared units, so without penalties it is the MSE),
