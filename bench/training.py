@@ -78,6 +78,7 @@ def prediction(
 ) -> tuple[float, float, float, Path]:
     """Rows/s of Model.predict, of the same path on one thread (the transform not overlapped
     with the estimator) and of the bare trainer's predict on prepared X; the saved model."""
+    from kiln._threads import blas_threads
     from kiln.model import Model
 
     with warnings.catch_warnings():
@@ -90,9 +91,10 @@ def prediction(
 
     kiln = _median_time(lambda: model.predict(rows), repeats)
 
-    def one_thread() -> None:
+    def one_thread() -> None:  # Model.predict's own steps, the overlap left off
         model._validate(rows)
-        model._predict_chunked(rows, overlap=False)
+        with blas_threads():
+            model._predict_chunked(rows, overlap=False)
 
     single = _median_time(one_thread, repeats)
     n = rows.num_rows
