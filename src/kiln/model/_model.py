@@ -278,9 +278,9 @@ class Model:
         Large tables go through in chunks of :data:`PREDICT_CHUNK_ROWS`: the features of one
         chunk stay in the CPU's cache, and memory stays flat however many rows come in. The next
         chunk is transformed on a second thread while a native estimator (LightGBM, PyTorch)
-        predicts this one, when the process has a core beyond the estimator's threads
-        (see :meth:`_predict_chunked`). NumPy's
-        BLAS computes on ``KILN_THREADS`` threads (1 unless set; see :mod:`kiln._threads`)."""
+        predicts this one, when the process has a core beyond the estimator's threads (see
+        :meth:`_predict_chunked`). NumPy's BLAS computes on ``KILN_THREADS`` threads (1 unless
+        set; see :mod:`kiln._threads`)."""
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         self._validate(table)

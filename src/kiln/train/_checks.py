@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from kiln.errors import TrainingError
+
+if TYPE_CHECKING:
+    from kiln.transform import OneHotFeatures
 
 __all__ = [
     "Label",
@@ -110,6 +113,23 @@ def check_matrix(
             f" (first: row {first}); impute or drop them before training"
         )
     return array
+
+
+def check_features(
+    model_type: str, X: object, name: str = "X", *, n_features: int | None = None
+) -> Array | OneHotFeatures:
+    """:func:`check_matrix` of ``X``, or for :class:`kiln.transform.OneHotFeatures` (the one-hot
+    blocks held as codes) of its dense columns, its width checked the same way."""
+    from kiln.transform import OneHotFeatures
+
+    if not isinstance(X, OneHotFeatures):
+        return check_matrix(model_type, X, name, n_features=n_features)
+    check_matrix(model_type, X.dense, name)
+    if n_features is not None and X.shape[1] != n_features:
+        raise TrainingError(
+            f"{model_type}: {name} has {X.shape[1]} features; the model was fitted on {n_features}"
+        )
+    return X
 
 
 class Shaped(Protocol):

@@ -42,6 +42,7 @@ from kiln.train._checks import (
     check_bool,
     check_choice,
     check_class_weights,
+    check_features,
     check_labels,
     check_matrix,
     check_number,
@@ -330,18 +331,9 @@ class _GLM(Trainer):
 
     def _scores(self, X: Array | OneHotFeatures) -> Array:
         self._check_fitted("_W", "training_info_")
-        if isinstance(X, OneHotFeatures):  # one-hot blocks as codes: a weight lookup each
-            check_matrix(self.model_type, X.dense)
-            if X.shape[1] != self._W.shape[0]:
-                raise TrainingError(
-                    f"{self.model_type}: X has {X.shape[1]} features; the model was fitted on"
-                    f" {self._W.shape[0]}"
-                )
-            result: Array = X @ self._W + self._b
-            return result
-        Xm = check_matrix(self.model_type, X, n_features=self._W.shape[0])
-        result = Xm @ self._W + self._b
-        return result
+        # (one-hot blocks held as codes: a weight lookup per block and row)
+        result: Array = check_features(self.model_type, X, n_features=self._W.shape[0]) @ self._W
+        return result + self._b
 
     # -- weights ----------------------------------------------------------------------------------
 

@@ -81,8 +81,8 @@ from kiln.train._checks import (
     check_choice,
     check_class_weights,
     check_eval_pair,
+    check_features,
     check_labels,
-    check_matrix,
     check_number,
     check_rows,
     class_codes,
@@ -221,21 +221,6 @@ def _network(
         width = units * 2 if activation == "CRELU" else units
     layers.append(torch.nn.Linear(width, n_outputs))
     return torch.nn.Sequential(*layers)
-
-
-def _checked(
-    model_type: str, X: object, name: str = "X", *, n_features: int | None = None
-) -> Array | OneHotFeatures:
-    """``check_matrix`` of ``X``, or of a :class:`OneHotFeatures`' dense columns with its width
-    checked the same way."""
-    if not isinstance(X, OneHotFeatures):
-        return check_matrix(model_type, X, name, n_features=n_features)
-    check_matrix(model_type, X.dense, name)
-    if n_features is not None and X.shape[1] != n_features:
-        raise TrainingError(
-            f"{model_type}: {name} has {X.shape[1]} features; the model was fitted on {n_features}"
-        )
-    return X
 
 
 def _moments(X: Array | OneHotFeatures) -> tuple[Array, Array]:
@@ -485,7 +470,7 @@ class _Dnn(Trainer):
     ) -> Self:
         mt = self.model_type
         torch = _torch(mt)
-        Xm = _checked(mt, X)
+        Xm = check_features(mt, X)
         if y is None:
             raise TrainingError(f"{mt}: fit needs the label column y")
         yv = check_labels(mt, y, numeric=self.task == "regression")
@@ -498,7 +483,7 @@ class _Dnn(Trainer):
         eval_data: tuple[Array | OneHotFeatures, Array] | None = None
         check_eval_pair(mt, X_eval, y_eval, self.early_stop_rounds)
         if X_eval is not None:
-            Xe = _checked(mt, X_eval, "X_eval", n_features=Xm.shape[1])
+            Xe = check_features(mt, X_eval, "X_eval", n_features=Xm.shape[1])
             ye = check_labels(mt, y_eval, "y_eval", numeric=self.task == "regression")
             check_rows(mt, Xe, ye, ("X_eval", "y_eval"))
             eval_data = (Xe, self._eval_targets(ye))
@@ -640,7 +625,7 @@ class _Dnn(Trainer):
                     iteration, current_loss, eval_loss, self.learn_rate, elapsed_ms(started)
                 ),
             ):
-                break  # asked to stop: the network of this epoch (the best one) is kept
+                break  # asked to stop: this epoch's network is kept (the best so far)
             if patience is not None:
                 if iteration - self.best_iteration_ >= patience:
                     break
@@ -669,7 +654,7 @@ class _Dnn(Trainer):
         """The network's outputs (float64, rows x outputs) for ``X``."""
         self._check_fitted("_net", "training_info_")
         torch = _torch(self.model_type)
-        Xt = self._inputs(torch, _checked(self.model_type, X, n_features=self.n_features_in_))
+        Xt = self._inputs(torch, check_features(self.model_type, X, n_features=self.n_features_in_))
         parts = []
         with _torch_settings(torch, self.num_threads, deterministic=False), torch.no_grad():
             self._net.eval()
