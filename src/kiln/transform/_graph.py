@@ -81,10 +81,24 @@ class OneHotFeatures:
             raise ValueError(f"matmul: {self.shape} @ {W.shape}")
         out: FloatArray = self.dense @ W[self.dense_columns]
         padded = np.concatenate([W, np.zeros((1, *W.shape[1:]))])  # row -1: no category
-        for start, codes in self.hot:
-            index = np.where(np.isnan(codes), -1, codes + start).astype(np.intp)
-            out += padded[index]
+        for b in range(len(self.hot)):
+            out += padded[self.hot_index(-1, block=b)]
         return out
+
+    @property
+    def hot_columns(self) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """The columns of the full matrix that the one-hot blocks hold (all but the dense ones)."""
+        return np.setdiff1d(np.arange(self.shape[1]), self.dense_columns)
+
+    def hot_index(self, missing: int, *, block: int | None = None) -> np.ndarray[Any, Any]:
+        """Per row, the full matrix's column of each block's 1 (rows x blocks; one block's column
+        with ``block``), ``missing`` where a block has none (a null or unseen category)."""
+        blocks = self.hot if block is None else [self.hot[block]]
+        index = np.full((self.shape[0], len(blocks)), missing, dtype=np.intp)
+        for b, (start, codes) in enumerate(blocks):
+            ok = ~np.isnan(codes)
+            index[ok, b] = codes[ok].astype(np.intp) + start
+        return index if block is None else index[:, 0]
 
     def toarray(self) -> FloatArray:
         """The full matrix (what ``transform(table).X`` gives)."""

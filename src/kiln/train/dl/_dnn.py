@@ -232,11 +232,9 @@ def _moments(X: Array | OneHotFeatures) -> tuple[Array, Array]:
     std = np.zeros(X.shape[1])
     mean[X.dense_columns] = X.dense.mean(axis=0)
     std[X.dense_columns] = X.dense.std(axis=0)
-    counts = np.zeros(X.shape[1])
-    for start, codes in X.hot:
-        ok = codes[~np.isnan(codes)].astype(np.int64) + start
-        counts += np.bincount(ok, minlength=X.shape[1])
-    hot = np.setdiff1d(np.arange(X.shape[1]), X.dense_columns)
+    n = X.shape[1]
+    counts = np.bincount(X.hot_index(n).ravel(), minlength=n + 1)[:n]  # (n: no category)
+    hot = X.hot_columns
     share = counts[hot] / max(X.shape[0], 1)
     mean[hot] = share
     std[hot] = np.sqrt(share * (1.0 - share))
@@ -272,13 +270,8 @@ class _Coded:
         dense = (X.dense - mean[columns]) / scale[columns]
         self.dense = torch.as_tensor(np.ascontiguousarray(dense, dtype=np.float32), device=device)
         self.dense_columns = torch.as_tensor(columns, dtype=torch.int64, device=device)
-        hot = np.setdiff1d(np.arange(n_features), columns)
-        self.hot_columns = torch.as_tensor(hot, dtype=torch.int64, device=device)
-        index = np.full((X.shape[0], len(X.hot)), n_features, dtype=np.int64)
-        for b, (start, codes) in enumerate(X.hot):
-            ok = ~np.isnan(codes)
-            index[ok, b] = codes[ok].astype(np.int64) + start
-        self.index = torch.as_tensor(index, device=device)
+        self.hot_columns = torch.as_tensor(X.hot_columns, dtype=torch.int64, device=device)
+        self.index = torch.as_tensor(X.hot_index(n_features), dtype=torch.int64, device=device)
         self.inverse_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32, device=device)
         self.shift = torch.as_tensor(mean / scale, dtype=torch.float32, device=device)
         self.rows = int(X.shape[0])
