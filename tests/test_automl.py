@@ -484,6 +484,48 @@ def test_catboost_is_a_family_whose_members_refit_at_their_validated_rate(
         "the 80% of rows the validation left"
     ]
 
+    # with time for one of two equally costly refits, the heavier member in the ensemble gets it
+    search.notes.clear()
+    one_second = search._refit_estimate(cat) / cat.fit_s  # the refit estimate of a 1 s fit
+    cat.fit_s = base.fit_s = 1.0 / one_second  # each refit estimated at 1 s; 1.5 s allowed
+    cat.weight, base.weight = 1.0, 3.0
+    with pytest.warns(AutoMLWarning, match="catboost_classifier"):
+        kept, refitted = search._refit([cat, base])
+    assert kept is cat.trainers[0]
+    assert refitted is not base.trainers[0]
+    cat.weight, base.weight = 3.0, 1.0
+    with pytest.warns(AutoMLWarning, match=r"boosted_tree_classifier \(candidate 0\)"):
+        refitted, kept = search._refit([cat, base])
+    assert kept is base.trainers[0]
+    assert refitted is not cat.trainers[0]
+
+
+def test_the_refit_reserve_keeps_what_fits_under_its_cap(penguins: pa.Table) -> None:
+    """The time kept for refitting the three best candidates on every row is capped (REFIT_MAX
+    of the budget when a fifth of the rows was held out, as 5-fold cross-validation does) by
+    dropping the refits that do not fit, not by keeping none: a best candidate whose refit
+    alone fits keeps its time when all three together would not."""
+    import kiln.automl._automl as automl
+
+    table = penguins.drop_columns(["sex", "year"])
+    search = automl._Search(table, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    held_out = 1 - len(search.folds[0][0]) / search.n
+    assert held_out == pytest.approx(0.2, abs=0.01)
+    cap = automl.REFIT_MAX * search.budget * held_out / 0.2  # about 20 s
+    scale = search._refit_estimate(automl._Candidate(0, "", {}, "", fit_s=1.0))
+    cands = [
+        automl._Candidate(i, "boosted_tree_classifier", {}, "boosted_tree", score=score, fit_s=0.0)
+        for i, score in enumerate([0.1, 0.2, 0.3])
+    ]
+    search.candidates = cands
+    floor = search._end_reserve()  # selection and the margin: no refit time
+    for cand, share in zip(cands, [0.7, 0.4, 0.2], strict=True):
+        cand.fit_s = share * cap / scale
+    # 0.7 + 0.4 + 0.2 of the cap is past it: the best's and the third's time are kept
+    assert search._end_reserve() - floor == pytest.approx(0.9 * cap)
+    cands[0].fit_s = 1.2 * cap / scale  # the best alone past the cap: the others' time
+    assert search._end_reserve() - floor == pytest.approx(0.6 * cap)
+
 
 def test_a_dnn_candidate_stops_on_its_eval_loss_and_refits_its_best_epochs(
     penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
