@@ -551,3 +551,37 @@ def test_a_dnn_candidate_stops_on_its_eval_loss_and_refits_its_best_epochs(
     assert params["max_iterations"] == dnn[0]["best_iteration"] + 1
     assert len(trainer.training_info_) == params["max_iterations"]
     assert result.best_score < 600  # grams: far better than the mean's ~800
+
+
+def test_a_second_dnn_is_planned_only_when_the_first_is_among_the_best(
+    penguins: pa.Table,
+) -> None:
+    """The plan's second network (deeper, other starting weights) follows only a first one that
+    ranks among the best candidates so far, i.e. a likely ensemble member."""
+    pytest.importorskip("torch")
+    import kiln.automl._automl as automl
+
+    table = penguins.drop_columns(["sex", "year"])
+    search = automl._Search(table, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    assert search.metric == "log_loss"  # lower is better
+
+    def planned_networks(first_score: float) -> list[dict[str, Any]]:
+        search.candidates = [
+            automl._Candidate(i, "boosted_tree_classifier", {}, "boosted_tree", score=score)
+            for i, score in enumerate([0.3, 0.4, 0.5])
+        ]
+        networks = []
+        for family, settings in search._plan():
+            if family == "dnn":  # as the run does: the candidate is scored before the next
+                networks.append(settings)
+                search.candidates.append(
+                    automl._Candidate(9, "dnn_classifier", settings, "dnn", score=first_score)
+                )
+        return networks
+
+    first, second = planned_networks(0.2)  # the best so far
+    assert first["hidden_units"] == [256, 128]
+    assert second["hidden_units"] == [256, 128, 64]
+    assert second["seed"] != first["seed"]
+    assert len(planned_networks(0.45)) == 2  # third best: still a likely member
+    assert len(planned_networks(0.9)) == 1  # the worst: not worth a second
