@@ -101,7 +101,9 @@ out a fifth of the rows (5-fold cross-validation, or a holdout of 20 %); scaled 
 held out, as the refit's gain is the rows it adds (a 10 % holdout: a sixth of the budget). On
 diamonds at 60 s (20 % holdout), refitting the best candidate (CatBoost, 16 s) took the test
 RMSE from 520.2 to 517.3; on flights (10 % holdout), stopping the search 15 s early for refits
-took the test ROC AUC from 0.8071 to 0.8062: the search's next candidate was worth more."""
+took the test ROC AUC from 0.8071 to 0.8062: the search's next candidate was worth more. The
+time is the search's: on digits at 10 s the reserve's 3 s cost five of 14 candidates, and the
+test log loss went from 0.0735 to 0.080 (FLAML 0.085, AutoGluon 0.083)."""
 END_MARGIN = 0.02
 """Share of the budget kept at the end beyond the measured estimates (see ``_end_reserve``)."""
 TRIAL_SHARE = 0.5
