@@ -21,7 +21,7 @@ from kiln.automl import AutoMLWarning, fit, leaderboard_of
 from kiln.errors import TrainingError
 from kiln.model import Model
 from kiln.train import EnsembleClassifier, EnsembleRegressor, get_trainer
-from kiln.transform import StackedTransform, auto_transform
+from kiln.transform import OneHotFeatures, StackedTransform, auto_transform
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,10 @@ def test_hand_built_ensembles_fit_save_and_check_their_members(
     model = Model.assemble(ensemble, stacked, table=table, label="sex")
     expected = (logistic.predict_proba(Xl) + 3 * boosted.predict_proba(Xt)) / 4
     np.testing.assert_allclose(ensemble.predict_proba(stacked.transform(table).X), expected)
+    codes = stacked.one_hot_features(table)  # what Model.predict gives an ensemble
+    assert codes.column_range(l0, l1).hot  # the linear member reads the island as codes
+    assert not codes.column_range(t0, t1).hot  # the trees read category numbers, no one-hot
+    np.testing.assert_allclose(ensemble.predict_proba(codes), expected)
     loaded = Model.load(model.save(tmp_path / "ensemble"))
     assert loaded.predict(table).equals(model.predict(table))
     assert sorted(p.name for p in (tmp_path / "ensemble" / "transform").iterdir()) == [
@@ -319,11 +323,7 @@ def test_without_ensemble_the_best_single_candidate_is_the_model(
     import kiln.automl._automl as automl
 
     def two_best(search: Any) -> dict[int, float]:
-        ok = sorted(
-            (c for c in search.candidates if c.status == "ok"),
-            key=lambda c: c.score,
-            reverse=search.higher,
-        )
+        ok = search._ranked()
         return {ok[0].id: 1.0, ok[1].id: 1.0}
 
     monkeypatch.setattr(automl._Search, "_ensemble", two_best)
@@ -585,3 +585,50 @@ def test_a_second_dnn_is_planned_only_when_the_first_is_among_the_best(
     assert second["seed"] != first["seed"]
     assert len(planned_networks(0.45)) == 2  # third best: still a likely member
     assert len(planned_networks(0.9)) == 1  # the worst: not worth a second
+
+
+def test_dnn_candidates_train_from_one_hot_codes_and_ensembles_predict_through_them(
+    penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AutoML's DNNs train from the one-hot codes where the dense matrix would be too big (no
+    rows dropped to fit it, as a linear model's are), and an ensemble holding one predicts from
+    the codes (Model.predict's path) what it predicts from the dense matrix."""
+    pytest.importorskip("torch")
+    import kiln.automl._automl as automl
+
+    table = penguins.drop_columns(["year"])
+    search = automl._Search(table, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    _, X, _ = search._features("dnn_classifier")
+    assert isinstance(X, np.ndarray)  # small: the dense matrix, whose epochs are faster
+
+    monkeypatch.setattr(automl, "LINEAR_MAX_CELLS", 1_000)  # as if the table were wide
+    search = automl._Search(table, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    _, X, categorical = search._features("dnn_classifier")
+    assert isinstance(X, OneHotFeatures)
+    assert X.hot  # island and sex
+    assert categorical == []
+    rows = np.arange(search.n)
+    assert search._affordable("dnn", X, rows) is rows  # every row
+    _, linear, _ = search._features("logistic_reg")
+    assert len(search._affordable("linear", linear, rows)) < len(rows)  # a sample
+
+    small = {"max_iterations": 20, "num_leaves": 7, "early_stop": False, "seed": 0}
+    trees = search._run_candidate("boosted_tree", small, deadline=None)
+    network = search._run_candidate(
+        "dnn",
+        {"hidden_units": [16], "max_iterations": 30, "early_stop": False, "early_stop_rounds": 5},
+        deadline=None,
+    )
+    assert (trees.status, network.status) == ("ok", "ok"), network.error
+    monkeypatch.setattr(automl._Search, "_ensemble", lambda _: {trees.id: 2.0, network.id: 1.0})
+    model = search._final()
+    ensemble = model.trainer
+    assert [t.model_type for t in ensemble.members_] == [
+        "boosted_tree_classifier",
+        "dnn_classifier",
+    ]
+    dense = ensemble.predict_proba(model.transform.transform(table).X)
+    codes = ensemble.predict_proba(model.transform.one_hot_features(table))
+    np.testing.assert_allclose(codes, dense, atol=1e-5)
+    predicted = model.predict(table)["predicted_species"].to_pylist()
+    assert predicted == ensemble.classes_[np.argmax(codes, axis=1)].tolist()

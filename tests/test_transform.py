@@ -609,6 +609,16 @@ def test_one_hot_features_equal_the_dense_matrix() -> None:
         np.testing.assert_allclose(compact @ W, dense @ W, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="matmul"):
         compact @ np.ones((3, 1))
+    # rows and column ranges taken from the codes are those of the dense matrix
+    dense, compact = fitted.transform(table).X, fitted.one_hot_features(table)
+    rows = np.array([5, 0, 17, 17, 3])
+    np.testing.assert_array_equal(compact.take(rows).toarray(), dense[rows])
+    first = compact.hot[0][0]
+    for start, stop in [(0, first), (first, dense.shape[1]), (0, dense.shape[1])]:
+        part = compact.column_range(start, stop)
+        np.testing.assert_array_equal(part.toarray(), dense[:, start:stop])
+    with pytest.raises(ValueError, match="split the one-hot block"):
+        compact.column_range(0, first + 1)
 
 
 def test_dictionary_encoded_strings_transform_like_plain_ones() -> None:

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from kiln.errors import DataError, TrainingError
 from kiln.model import Model, preprocessing_for
 from kiln.train import StopTraining, Trainer, get_trainer, iteration_listener
-from kiln.transform import FittedTransform, StackedTransform
+from kiln.transform import FittedTransform, OneHotFeatures, StackedTransform
 
 __all__ = [
     "CV_MAX_ROWS",
@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 Array = np.ndarray[Any, np.dtype[Any]]
+Features = Array | OneHotFeatures
 Task = Literal["binary", "multiclass", "regression"]
 
 CV_MAX_ROWS = 5_000
@@ -430,7 +431,7 @@ class _Search:
             if len(self.folds) > 1
             else f"holdout ({len(self.folds[0][1]):,} rows)"
         )
-        self.features: dict[str, tuple[FittedTransform, Array, list[int]]] = {}
+        self.features: dict[str, tuple[FittedTransform, Features, list[int]]] = {}
         self.transform_s: dict[str, float] = {}  # preprocessing key -> seconds per row
         self.score_s = 0.0  # the longest one scoring of a candidate's predictions took
         self.candidates: list[_Candidate] = []
@@ -551,8 +552,12 @@ class _Search:
 
     # -- features ---------------------------------------------------------------------------------
 
-    def _features(self, model_type: str) -> tuple[FittedTransform, Array, list[int]]:
-        """The family's automatic preprocessing, fitted once on all the rows, and its matrix."""
+    def _features(self, model_type: str) -> tuple[FittedTransform, Features, list[int]]:
+        """The family's automatic preprocessing, fitted once on all the rows, and its matrix. A
+        trainer that fits from one-hot codes (a DNN) gets the codes where the dense matrix would
+        pass :data:`LINEAR_MAX_CELLS` (it would otherwise train on a sample of the rows), else
+        the matrix: its first layer is then one product, and an epoch takes half the time (20,000
+        rows, six one-hot blocks of 8 to 32 columns: 0.6-1.0 s against 1.3-1.6 s)."""
         key = _preprocessing_key(model_type)
         if key not in self.features:
             with warnings.catch_warnings():
@@ -560,9 +565,16 @@ class _Search:
                 graph = preprocessing_for(self.table, model_type, label=self.target)
                 fitted = graph.fit(self.table)
             t0 = time.perf_counter()
-            matrix = fitted.transform(self.table)
+            if get_trainer(model_type).fits_one_hot_features:
+                codes = fitted.one_hot_features(self.table)
+                wide = codes.shape[0] * codes.shape[1] > LINEAR_MAX_CELLS
+                X: Features = codes if wide else codes.toarray()
+                categorical: list[int] = []
+            else:
+                matrix = fitted.transform(self.table)
+                X, categorical = matrix.X, matrix.categorical
             self.transform_s[key] = (time.perf_counter() - t0) / max(self.n, 1)
-            self.features[key] = (fitted, matrix.X, matrix.categorical)
+            self.features[key] = (fitted, X, categorical)
         return self.features[key]
 
     # -- candidates -------------------------------------------------------------------------------
@@ -852,7 +864,7 @@ class _Search:
     def _validate(
         self,
         cand: _Candidate,
-        X: Array,
+        X: Features,
         categorical: list[int],
         folds: list[tuple[Array, Array]],
         *,
@@ -882,20 +894,19 @@ class _Search:
             with iteration_listener(listener), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for train, valid in folds:
-                    if family in ("linear", "dnn"):
-                        train = self._subsample(train, LINEAR_MAX_CELLS // max(X.shape[1], 1))
+                    train = self._affordable(family, X, train)
                     kwargs: dict[str, Any] = {"categorical": categorical}
                     y_train = self._labels(train)
                     if family in BOOSTED or family == "dnn":
-                        kwargs["X_eval"] = X[valid]
+                        kwargs["X_eval"] = _take(X, valid)
                         kwargs["y_eval"] = self._labels(valid)
-                    trainer = cls(**settings).fit(X[train], y_train, **kwargs)
+                    trainer = cls(**settings).fit(_take(X, train), y_train, **kwargs)
                     run.trainers.append(trainer)
                     best = getattr(trainer, "best_iteration_", None)
                     if best is not None:
                         run.best_iterations.append(int(best))
                     p0 = time.perf_counter()
-                    pred = self._predict(trainer, X[valid])
+                    pred = self._predict(trainer, _take(X, valid))
                     run.predict_s += time.perf_counter() - p0
                     if oof is None:
                         oof = np.zeros((self.n, *pred.shape[1:]))
@@ -916,9 +927,16 @@ class _Search:
                 run.status, run.error = "failed", f"the {self.metric} is not finite"
         return run
 
+    def _affordable(self, family: str, X: Features, rows: Array) -> Array:
+        """The rows of ``rows`` a candidate trains on: a dense one-hot matrix grows with rows x
+        categories, and so does a linear model's time: at most :data:`LINEAR_MAX_CELLS` cells of
+        it. (A DNN's matrix is within them, or it has the codes: every row.)"""
+        if family not in ("linear", "dnn") or isinstance(X, OneHotFeatures):
+            return rows
+        return self._subsample(rows, LINEAR_MAX_CELLS // max(X.shape[1], 1))
+
     def _subsample(self, rows: Array, cap: int) -> Array:
-        """At most ``cap`` of ``rows`` (a seeded sample, in order): dense one-hot matrices of
-        linear models and DNNs grow with rows x categories, and so does their time."""
+        """At most ``cap`` of ``rows`` (a seeded sample, in order)."""
         if len(rows) <= cap:
             return rows
         rng = np.random.default_rng(self.seed)
@@ -930,7 +948,7 @@ class _Search:
     def _scored_rows(self) -> Array:
         return np.sort(np.concatenate([valid for _, valid in self.folds]))
 
-    def _predict(self, trainer: Trainer, X: Array) -> Array:
+    def _predict(self, trainer: Trainer, X: Any) -> Array:
         if self.task == "regression":
             return np.asarray(trainer.predict(X), dtype=np.float64)
         proba = np.asarray(trainer.predict_proba(X), dtype=np.float64)  # type: ignore[attr-defined]
@@ -1331,14 +1349,12 @@ class _Search:
                 settings["max_iterations"] = round(float(np.mean(cand.best_iterations))) + 1
                 settings.update(early_stop_rounds=None, early_stop=False)
             _, X, categorical = self._features(cand.model_type)
-            rows = np.arange(self.n)
-            if cand.family in ("linear", "dnn"):
-                rows = self._subsample(rows, LINEAR_MAX_CELLS // max(X.shape[1], 1))
+            rows = self._affordable(cand.family, X, np.arange(self.n))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     out[i] = get_trainer(cand.model_type)(**settings).fit(
-                        X[rows], self._labels(rows), categorical=categorical
+                        _take(X, rows), self._labels(rows), categorical=categorical
                     )
             except TrainingError as e:
                 self._note(
@@ -1426,6 +1442,12 @@ def detect_task(target: pa.ChunkedArray | pa.Array) -> Task:
     if pa.types.is_integer(t) and distinct <= 20:
         return "multiclass"
     return "regression"
+
+
+def _take(X: Features, rows: Array) -> Any:
+    """The rows ``rows`` of a matrix or of one-hot codes (``Any``: the trainer contract types
+    ``X`` as a matrix; a trainer that ``fits_one_hot_features`` also takes the codes)."""
+    return X.take(rows) if isinstance(X, OneHotFeatures) else X[rows]
 
 
 def _preprocessing_key(model_type: str) -> str:

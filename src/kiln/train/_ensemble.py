@@ -25,12 +25,14 @@ import numpy as np
 from kiln.errors import TrainingError
 from kiln.train._checks import check_matrix
 from kiln.train._contract import Array, Task, Trainer, get_trainer, register_trainer
+from kiln.transform import OneHotFeatures
 
 __all__ = ["EnsembleClassifier", "EnsembleRegressor"]
 
 
 class _Ensemble(Trainer):
     member_task: ClassVar[Task]
+    accepts_one_hot_features: ClassVar[bool] = True  # each member gets its columns as it takes them
 
     def __init__(self, *, members: Sequence[Mapping[str, Any]] | None = None) -> None:
         self.members = [self._check_member(i, m) for i, m in enumerate(members or [])]
@@ -141,15 +143,25 @@ class _Ensemble(Trainer):
                 f"{self.model_type}: X has {width} features; the members read up to column {needed}"
             )
 
-    def _outputs(self, X: Array, each: str) -> Array:
-        """The weighted mean of each member's ``each`` (``predict`` or ``predict_proba``)."""
+    def _outputs(self, X: Array | OneHotFeatures, each: str) -> Array:
+        """The weighted mean of each member's ``each`` (``predict`` or ``predict_proba``). From
+        :class:`~kiln.transform.OneHotFeatures`, a member that takes them gets its columns as
+        codes (a DNN or linear model), the others as a matrix."""
         self._check_fitted("members_")
-        Xm = check_matrix(self.model_type, X, allow_nan=True)
+        Xm = (
+            X if isinstance(X, OneHotFeatures) else check_matrix(self.model_type, X, allow_nan=True)
+        )
         self._check_width(Xm.shape[1])
         total: Array | None = None
         for trainer, member in zip(self.members_, self.members, strict=True):
             start, stop = member["columns"]
-            out = np.asarray(getattr(trainer, each)(Xm[:, start:stop]), dtype=np.float64)
+            if not isinstance(Xm, OneHotFeatures):
+                part: Any = Xm[:, start:stop]
+            elif trainer.accepts_one_hot_features:
+                part = Xm.column_range(start, stop)
+            else:
+                part = Xm.column_range(start, stop).toarray()
+            out = np.asarray(getattr(trainer, each)(part), dtype=np.float64)
             total = out * member["weight"] if total is None else total + out * member["weight"]
         assert total is not None
         result: Array = total / sum(m["weight"] for m in self.members)
@@ -186,7 +198,7 @@ class EnsembleRegressor(_Ensemble):
     task: ClassVar[Task] = "regression"
     member_task: ClassVar[Task] = "regression"
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         return self._outputs(X, "predict")
 
 
@@ -210,11 +222,11 @@ class EnsembleClassifier(_Ensemble):
                 )
         self.classes_ = first
 
-    def predict_proba(self, X: Array) -> Array:
+    def predict_proba(self, X: Array | OneHotFeatures) -> Array:
         """Probabilities, rows x classes, columns in ``classes_`` order."""
         return self._outputs(X, "predict_proba")
 
-    def predict(self, X: Array) -> Array:
+    def predict(self, X: Array | OneHotFeatures) -> Array:
         proba = self.predict_proba(X)
         result: Array = self.classes_[np.argmax(proba, axis=1)]
         return result

@@ -100,6 +100,35 @@ class OneHotFeatures:
             index[ok, b] = codes[ok].astype(np.intp) + start
         return index if block is None else index[:, 0]
 
+    def take(self, rows: np.ndarray[Any, Any]) -> OneHotFeatures:
+        """The rows ``rows`` (integer positions), as ``X[rows]`` takes them from the full matrix."""
+        rows = np.asarray(rows)
+        return OneHotFeatures(
+            (len(rows), self.shape[1]),
+            self.dense[rows],
+            self.dense_columns,
+            [(start, codes[rows]) for start, codes in self.hot],
+        )
+
+    def column_range(self, start: int, stop: int) -> OneHotFeatures:
+        """Columns ``start:stop`` of the full matrix, as ``X[:, start:stop]`` (a one-hot block
+        must lie wholly inside or outside them: each of a stacked transform's parts does)."""
+        inside = (self.dense_columns >= start) & (self.dense_columns < stop)
+        hot = []
+        for first, codes in self.hot:
+            ok = ~np.isnan(codes)
+            last = first + int(codes[ok].max()) if ok.any() else first
+            if (start <= first < stop) != (start <= last < stop):
+                raise ValueError(f"columns {start}:{stop} split the one-hot block at {first}")
+            if start <= first < stop:
+                hot.append((first - start, codes))
+        return OneHotFeatures(
+            (self.shape[0], stop - start),
+            self.dense[:, inside],
+            self.dense_columns[inside] - start,
+            hot,
+        )
+
     def toarray(self) -> FloatArray:
         """The full matrix (what ``transform(table).X`` gives)."""
         X = np.zeros(self.shape, order="F")
