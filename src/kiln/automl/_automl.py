@@ -1069,7 +1069,7 @@ class _Search:
         beside two LightGBM ones went unrefitted while the reserve was all or nothing)."""
         ok = self._ranked()
         held_out = 1.0 - len(self.folds[0][0]) / self.n
-        cap = REFIT_MAX * self.budget * held_out / 0.2
+        cap = REFIT_MAX * self.budget * held_out / 0.2  # REFIT_MAX is for a fifth held out
         planned = 0.0
         for cand in ok[:MAX_MEMBERS]:
             took = self._refit_estimate(cand)

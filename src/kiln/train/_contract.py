@@ -100,7 +100,8 @@ class Trainer(abc.ABC):
     task: ClassVar[Task]
     accepts_one_hot_features: ClassVar[bool] = False
     """Whether ``predict`` (and ``predict_proba``) also take a
-    :class:`kiln.transform.OneHotFeatures`, the one-hot blocks held as codes (linear models)."""
+    :class:`kiln.transform.OneHotFeatures`, the one-hot blocks held as codes (linear models,
+    DNNs, and ensembles, which hand each member its columns as it takes them)."""
     fits_one_hot_features: ClassVar[bool] = False
     """Whether ``fit`` also takes :class:`kiln.transform.OneHotFeatures` (for ``X`` and
     ``X_eval``): :meth:`kiln.Model.fit` then never builds the dense matrix, a column per
