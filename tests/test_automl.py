@@ -611,6 +611,11 @@ def test_dnn_candidates_train_from_one_hot_codes_and_ensembles_predict_through_t
     assert search._affordable("dnn", X, rows) is rows  # every row
     _, linear, _ = search._features("logistic_reg")
     assert len(search._affordable("linear", linear, rows)) < len(rows)  # a sample
+    numeric = table.select(["bill_length_mm", "bill_depth_mm", "body_mass_g", "species"])
+    plain = automl._Search(numeric, "species", "auto", None, 60.0, set(), 0, time.perf_counter())
+    _, dense, _ = plain._features("dnn_classifier")  # no one-hot block: codes would not help
+    assert isinstance(dense, np.ndarray)
+    assert len(plain._affordable("dnn", dense, np.arange(plain.n))) < plain.n
 
     small = {"max_iterations": 20, "num_leaves": 7, "early_stop": False, "seed": 0}
     trees = search._run_candidate("boosted_tree", small, deadline=None)

@@ -555,9 +555,10 @@ class _Search:
     def _features(self, model_type: str) -> tuple[FittedTransform, Features, list[int]]:
         """The family's automatic preprocessing, fitted once on all the rows, and its matrix. A
         trainer that fits from one-hot codes (a DNN) gets the codes where the dense matrix would
-        pass :data:`LINEAR_MAX_CELLS` (it would otherwise train on a sample of the rows), else
-        the matrix: its first layer is then one product, and an epoch takes half the time (20,000
-        rows, six one-hot blocks of 8 to 32 columns: 0.6-1.0 s against 1.3-1.6 s)."""
+        pass :data:`LINEAR_MAX_CELLS` with one-hot blocks in it (it would otherwise train on a
+        sample of the rows), else the matrix: its first layer is then one product, and an epoch
+        takes half the time (20,000 rows, six one-hot blocks of 8 to 32 columns: 0.6-1.0 s
+        against 1.3-1.6 s)."""
         key = _preprocessing_key(model_type)
         if key not in self.features:
             with warnings.catch_warnings():
@@ -568,7 +569,7 @@ class _Search:
             if get_trainer(model_type).fits_one_hot_features:
                 codes = fitted.one_hot_features(self.table)
                 wide = codes.shape[0] * codes.shape[1] > LINEAR_MAX_CELLS
-                X: Features = codes if wide else codes.toarray()
+                X: Features = codes if wide and codes.hot else codes.toarray()
                 categorical: list[int] = []
             else:
                 matrix = fitted.transform(self.table)
@@ -928,9 +929,9 @@ class _Search:
         return run
 
     def _affordable(self, family: str, X: Features, rows: Array) -> Array:
-        """The rows of ``rows`` a candidate trains on: a dense one-hot matrix grows with rows x
-        categories, and so does a linear model's time: at most :data:`LINEAR_MAX_CELLS` cells of
-        it. (A DNN's matrix is within them, or it has the codes: every row.)"""
+        """The rows of ``rows`` a candidate trains on: a linear model's or DNN's dense matrix
+        (one-hot: a column per category) grows with rows x columns, and so does its time: at
+        most :data:`LINEAR_MAX_CELLS` cells of it. (A DNN given the one-hot codes: every row.)"""
         if family not in ("linear", "dnn") or isinstance(X, OneHotFeatures):
             return rows
         return self._subsample(rows, LINEAR_MAX_CELLS // max(X.shape[1], 1))
