@@ -14,12 +14,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the project's metadata changed.
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+# Reinstall only when the project's metadata or its one C file (built by setup.py) changed.
+BUILT := pyproject.toml setup.py src/kiln/train/_treewalk.c
+$(VENV)/.installed-demo: $(BUILT) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[examples]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: $(BUILT) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-demo
 

@@ -123,6 +123,7 @@ from kiln.train._checks import (
     sample_weights,
 )
 from kiln.train._contract import IterationInfo, Trainer, record_iteration, register_trainer
+from kiln.train._forest import compiled_forest, lightgbm_spent, paid_forest
 
 if TYPE_CHECKING:
     import lightgbm
@@ -145,10 +146,10 @@ _CLASS_WEIGHT_OPTIONS = ("auto_class_weights", "class_weights")
 _DEFAULT_MAX_BIN = 255
 _EXACT_MAX_BIN = 1023  # tree_method EXACT: finer histograms, nearer XGBoost's exact splits
 FEW_ROWS = 8
-"""Up to this many rows, prediction takes LightGBM's single-row entry row by row
-(``LGBM_BoosterPredictForMatSingleRowFast``: about 1 us a row, where ``Booster.predict`` spends
-some 20 us of Python and parameter parsing on every call); the same C++ predictor, so the same
-numbers."""
+"""Where Kiln's tree walker (:mod:`kiln.train._forest`) is not made (yet): up to this many rows,
+prediction takes LightGBM's single-row entry row by row (``LGBM_BoosterPredictForMatSingleRowFast``:
+about 1 us a row, where ``Booster.predict`` spends some 20 us of Python and parameter parsing on
+every call); the same C++ predictor, so the same numbers."""
 
 
 class _SingleRow:
@@ -560,13 +561,20 @@ class _LightGBMTrees(Trainer):
     def _raw(self, X: Array, **kwargs: Any) -> Array:
         self._check_fitted("booster_")
         X = check_matrix(self.model_type, X, "X", n_features=self.n_features_in_, allow_nan=True)
-        if not kwargs and X.shape[0] <= FEW_ROWS:
-            single = self._single_row()
-            if single is not None:
-                return single.predict(X)
-        result = self.booster_.predict(
-            X, num_iteration=-1, num_threads=self._params["num_threads"], **kwargs
-        )
+        threads = int(self._params["num_threads"])
+        if kwargs:  # leaf indices, contributions: LightGBM's
+            result = self.booster_.predict(X, num_iteration=-1, num_threads=threads, **kwargs)
+            return np.asarray(result, dtype=np.float64)
+        forest = paid_forest(self.booster_)
+        if forest is not None:
+            return forest.predict(X, threads)
+        t0 = time.perf_counter()
+        single = self._single_row() if X.shape[0] <= FEW_ROWS else None
+        if single is not None:
+            result = single.predict(X)
+        else:
+            result = self.booster_.predict(X, num_iteration=-1, num_threads=threads)
+        lightgbm_spent(self.booster_, time.perf_counter() - t0)
         return np.asarray(result, dtype=np.float64)
 
     def _single_row(self) -> _SingleRow | None:
@@ -626,9 +634,11 @@ class _LightGBMTrees(Trainer):
         trainer = cls(**saved["params"])
         path = Path(folder) / _MODEL_FILE
         try:
-            booster = lightgbm.Booster(model_str=path.read_text())
+            text = path.read_text()
+            booster = lightgbm.Booster(model_str=text)
         except (OSError, lightgbm.basic.LightGBMError) as exc:
             raise TrainingError(f"{cls.model_type}: cannot load {path}: {exc}") from exc
+        compiled_forest(booster, text)  # a model is loaded to predict: its walker now
         trainer.booster_ = booster
         trainer.n_features_in_ = int(saved["n_features"])
         trainer.training_info_ = [IterationInfo(**row) for row in saved["training_info"]]
