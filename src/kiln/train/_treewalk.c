@@ -126,11 +126,15 @@ static void walk_tree(const Forest *f, int32_t root, int32_t depth, int kind, in
             out[(r + j) * outputs + output] += f->value[node[j]];
         }
     }
-    for (; r < n; r++) {
+    for (; r < n; r++) { /* alone, a row stops at its leaf rather than at the tree's depth */
         const double *row = x + r * width;
         int32_t k = root;
         for (int32_t d = 0; d < depth; d++) {
-            k = child[2 * k + go_right(f, k, row[feature[k]])];
+            int32_t next = child[2 * k + go_right(f, k, row[feature[k]])];
+            if (next == k) {
+                break;
+            }
+            k = next;
         }
         out[r * outputs + output] += f->value[k];
     }
