@@ -637,3 +637,33 @@ def test_dnn_candidates_train_from_one_hot_codes_and_ensembles_predict_through_t
     np.testing.assert_allclose(codes, dense, atol=1e-5)
     predicted = model.predict(table)["predicted_species"].to_pylist()
     assert predicted == ensemble.classes_[np.argmax(codes, axis=1)].tolist()
+
+
+def test_the_final_models_trees_get_their_walker_within_the_budget(
+    penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AutoML's model is made to predict: its LightGBM members get Kiln's tree walker before fit
+    returns, where the estimate of its cost fits in the time left, and not otherwise."""
+    from kiln.train import _forest
+
+    if _forest._treewalk is None:
+        pytest.skip("Kiln was built without its tree walker (no C compiler)")
+
+    def boosters(result: Any) -> list[Any]:
+        trainer = result.model.trainer
+        members = getattr(trainer, "members_", [trainer])
+        return [m.booster_ for m in members if hasattr(m, "booster_")]
+
+    only_trees = ["linear", "dnn", "catboost"]
+    result = _fit(penguins, "species", time_budget=3, seed=0, exclude=only_trees)
+    assert boosters(result)
+    assert all(_forest._FORESTS.get(b) is not None for b in boosters(result))
+
+    monkeypatch.setattr(_forest, "BUILD_S", (3600.0, 0.0, 0.0))  # an hour: never in time
+    late = _fit(penguins, "species", time_budget=3, seed=0, exclude=only_trees)
+    assert boosters(late)
+    assert not any(b in _forest._FORESTS for b in boosters(late))
+    through_lightgbm = late.model.predict(penguins)  # (until the walker pays)
+    for booster in boosters(late):
+        _forest.compiled_forest(booster)
+    assert late.model.predict(penguins).equals(through_lightgbm)  # the very same numbers

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from kiln.errors import DataError, TrainingError
 from kiln.model import Model, preprocessing_for
 from kiln.train import StopTraining, Trainer, get_trainer, iteration_listener
-from kiln.train._forest import compiled_forest
+from kiln.train._forest import build_estimate, compiled_forest
 from kiln.transform import FittedTransform, OneHotFeatures, StackedTransform
 
 __all__ = [
@@ -1277,9 +1277,9 @@ class _Search:
                 "the search more time"
             )
         trainers = self._refit(members)
-        for trainer in trainers:  # the model is made to predict: boosted trees' walkers now
-            booster = getattr(trainer, "booster_", None)
-            if booster is not None:
+        for trainer in trainers:  # the model is made to predict: its trees' walkers, in time
+            booster = getattr(trainer, "booster_", None)  # (the others are made once they pay)
+            if booster is not None and build_estimate(booster) <= self._left():
                 compiled_forest(booster)
         parts: dict[str, tuple[FittedTransform, int]] = {}
         pieces: list[tuple[Trainer, str]] = []

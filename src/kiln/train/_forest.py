@@ -40,7 +40,13 @@ try:
 except ImportError:  # Kiln built without a C compiler: LightGBM predicts
     _treewalk = None
 
-__all__ = ["CompiledForest", "compiled_forest"]
+__all__ = [
+    "CompiledForest",
+    "build_estimate",
+    "compiled_forest",
+    "lightgbm_spent",
+    "paid_forest",
+]
 
 Array = np.ndarray[Any, Any]
 
@@ -374,7 +380,15 @@ def lightgbm_spent(booster: lightgbm.Booster, seconds: float) -> None:
         return
     spent = _SPENT.get(booster)
     if spent is None:
-        fixed, per_tree, per_split = BUILD_S
-        splits = float(booster.feature_importance(importance_type="split").sum())
-        spent = _SPENT[booster] = [0.0, fixed + per_tree * booster.num_trees() + per_split * splits]
+        spent = _SPENT[booster] = [0.0, build_estimate(booster)]
     spent[0] += seconds
+
+
+def build_estimate(booster: lightgbm.Booster) -> float:
+    """Seconds :func:`compiled_forest` is estimated to take on ``booster`` (:data:`BUILD_S`); 0.0
+    once it has its walker (or where it never will)."""
+    if _treewalk is None or booster in _FORESTS:
+        return 0.0
+    fixed, per_tree, per_split = BUILD_S
+    splits = float(booster.feature_importance(importance_type="split").sum())
+    return fixed + per_tree * booster.num_trees() + per_split * splits
