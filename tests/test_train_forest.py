@@ -221,3 +221,28 @@ def test_a_fitted_booster_gets_its_walker_once_lightgbm_has_spent_its_cost(
     loaded = type(trainer).load(tmp_path, saved)
     assert _forest._FORESTS[loaded.booster_] is not None
     np.testing.assert_array_equal(loaded.predict(X), first)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_forests_of_every_shape_walk_as_lightgbm(seed: int) -> None:
+    """Random settings, data and rows: leaves, depth, categories, missing values, objective."""
+    rng = np.random.default_rng(100 + seed)
+    X, y = _data(seed=seed, categories=int(rng.choice([3, 40, 130, 600])))
+    X[rng.random(X.shape) < rng.choice([0.0, 0.05, 0.3])] = np.nan
+    objective = ["regression", "binary", "multiclass"][seed % 3]
+    params: dict[str, Any] = {
+        "objective": objective,
+        "num_leaves": int(rng.choice([2, 7, 31, 127])),
+        "max_depth": int(rng.choice([-1, 3, 8])),
+        "max_cat_threshold": int(rng.choice([4, 32, 256])),
+        "zero_as_missing": bool(rng.random() < 0.3),
+        "learning_rate": float(rng.choice([0.05, 0.3])),
+    }
+    if objective == "multiclass":
+        params["num_class"] = 3
+        y = np.digitize(y, np.quantile(y, [0.33, 0.66]))
+    elif objective == "binary":
+        y = y > np.median(y)
+    booster = _booster(params, X, y, rounds=int(rng.integers(1, 80)))
+    rows = _awkward(X)
+    _same(booster, rows[rng.permutation(rows.shape[0])])
