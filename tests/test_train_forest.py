@@ -246,3 +246,12 @@ def test_random_forests_of_every_shape_walk_as_lightgbm(seed: int) -> None:
     booster = _booster(params, X, y, rounds=int(rng.integers(1, 80)))
     rows = _awkward(X)
     _same(booster, rows[rng.permutation(rows.shape[0])])
+
+
+def test_model_text_the_walker_cannot_read_leaves_the_booster_to_lightgbm() -> None:
+    X, y = _data(seed=9)
+    booster = _booster({"objective": "regression"}, X, y)
+    text = booster.model_to_string()
+    odd = text.replace("split_feature=", "split_feature=x ", 1)  # LightGBM's own text, damaged
+    assert compiled_forest(booster, odd) is None
+    assert _forest._FORESTS[booster] is None  # (decided once)

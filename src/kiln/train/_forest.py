@@ -351,7 +351,7 @@ def compiled_forest(booster: lightgbm.Booster, text: str | None = None) -> Compi
         pass
     try:
         forest: CompiledForest | None = CompiledForest(text or booster.model_to_string())
-    except _Unsupported:
+    except (_Unsupported, ValueError, KeyError, IndexError):  # text it cannot read: LightGBM's
         forest = None
     _FORESTS[booster] = forest
     _SPENT.pop(booster, None)
