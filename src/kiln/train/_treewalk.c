@@ -358,14 +358,19 @@ static PyTypeObject ForestType = {
 /* LightGBM's output transforms, in place, with its very arithmetic (so the probabilities are
  * its bits, not one unit in the last place away): sigmoid(out, scale) for a binary objective,
  * softmax(out, classes) for a multiclass one (rows x classes). */
-static PyObject *sigmoid(PyObject *self, PyObject *args) {
+/* What both transforms take: out, a writable float64 buffer (held in view), and one number. */
+static int out_and(PyObject *args, const char *format, Py_buffer *view, void *number) {
     PyObject *obj;
-    double scale;
-    if (!PyArg_ParseTuple(args, "Od", &obj, &scale)) {
-        return NULL;
+    if (!PyArg_ParseTuple(args, format, &obj, number)) {
+        return -1;
     }
+    return take(obj, view, "out", 8, 1);
+}
+
+static PyObject *sigmoid(PyObject *self, PyObject *args) {
+    double scale;
     Py_buffer view;
-    if (take(obj, &view, "out", 8, 1) != 0) {
+    if (out_and(args, "Od", &view, &scale) != 0) {
         return NULL;
     }
     double *out = view.buf;
@@ -380,13 +385,9 @@ static PyObject *sigmoid(PyObject *self, PyObject *args) {
 }
 
 static PyObject *softmax(PyObject *self, PyObject *args) {
-    PyObject *obj;
     Py_ssize_t classes;
-    if (!PyArg_ParseTuple(args, "On", &obj, &classes)) {
-        return NULL;
-    }
     Py_buffer view;
-    if (take(obj, &view, "out", 8, 1) != 0) {
+    if (out_and(args, "On", &view, &classes) != 0) {
         return NULL;
     }
     Py_ssize_t n = view.len / 8;
