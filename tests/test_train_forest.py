@@ -191,8 +191,12 @@ def test_the_forest_refuses_arrays_that_point_outside() -> None:
         walker.Forest(forest.width, 0 + 1, *arrays[:10], arrays[10] + 1, *arrays[11:])
     with pytest.raises(ValueError, match="must be rows x 6"):
         forest._forest.walk(np.zeros((3, 5)), np.zeros((3, 1)))
-    with pytest.raises(ValueError, match="expected items of 8 bytes"):
+    with pytest.raises(ValueError, match="x: expected float64 items of 8 bytes"):
         forest._forest.walk(np.zeros((3, 6), dtype=np.float32), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="x: expected float64"):
+        forest._forest.walk(np.zeros((3, 6), dtype=np.int64), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="feature: expected integer"):
+        walker.Forest(forest.width, forest.outputs, arrays[0].view(np.float32), *arrays[1:])
 
 
 def test_a_fitted_booster_gets_its_walker_once_lightgbm_has_spent_its_cost(

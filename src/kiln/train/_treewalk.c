@@ -163,8 +163,13 @@ static int take(PyObject *obj, Py_buffer *view, const char *name, Py_ssize_t ite
     if (PyObject_GetBuffer(obj, view, flags) != 0) {
         return -1;
     }
-    if (view->itemsize != itemsize) {
-        PyErr_Format(PyExc_ValueError, "%s: expected items of %zd bytes", name, itemsize);
+    /* the item's kind: float64 for 8 bytes, an integer for 4 or 1 (a byte-order mark aside) */
+    const char *format = view->format ? view->format : "B";
+    format += strspn(format, "@=<>!");
+    const char *kinds = itemsize == 8 ? "d" : "iIlLbB?";
+    if (view->itemsize != itemsize || strlen(format) != 1 || !strchr(kinds, format[0])) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %s items of %zd bytes", name,
+                     itemsize == 8 ? "float64" : "integer", itemsize);
         PyBuffer_Release(view);
         return -1;
     }
