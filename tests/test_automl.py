@@ -366,7 +366,7 @@ def test_infer_limit_leaves_out_candidates_that_predict_slower(
     ]
     assert [r for r in capped if r["status"] == "ok"], rows
     for r in (r for r in rows if r["status"] == "too_slow"):
-        assert r["predict_us_per_row"] > limit_us
+        assert r["predict_us_per_row"] >= limit_us  # over it, then shown rounded to 0.001 µs
         assert r["validation_score"] is not None
         assert "over the infer_limit" in r["error"]
     chosen = result.model.metrics["automl"]
