@@ -8,20 +8,23 @@
  *     side (DEFAULT_RIGHT).
  *   - categorical split: the value truncated to an int goes left when its bit is set in the
  *     split's bitset; a negative value, NaN or one past INT_MAX goes right (as LightGBM on x86,
- *     where the int conversion of NaN is negative). Each distinct (column, bitset) of the forest
- *     is a "test": computed once per row into an extra column (0 inside the set, 1 outside), and
- *     the split becomes a numerical one on that column at 0.5.
+ *     where the int conversion of NaN is negative). Where a tree's every (column, bitset) recurs
+ *     in the forest, each is a "test": computed once per row into an extra column (0 inside the
+ *     set, 1 outside), and the split becomes a numerical one on that column at 0.5. Elsewhere
+ *     the split is decided in place (CATEGORICAL) against its bitset.
  *   - LightGBM reads |value| <= 1e-35 as 0.0 before any tree sees it (its dense-row reader), and
  *     so does this walk.
  *
- * Why it is faster than LightGBM's own predictor on one thread (2-9x on AutoML's ensembles):
+ * Why it is faster than LightGBM's own predictor on one thread (about 2-9x; kiln/train/_forest.py
+ * has the numbers):
  *   - the rows go through in blocks, tree by tree, so one tree's nodes stay in cache for the
  *     whole block instead of every tree being read again for every row;
  *   - LANES rows walk a tree together, each step without a branch (the next node is
  *     child[2 * node + (value > threshold)]); a leaf's two children are the leaf itself, so every
  *     row takes the tree's depth in steps and the CPU overlaps the LANES independent loads.
- *     A tree is PLAIN when it has no zero-missing split (a GENERAL one walks row by row); a
- *     block with no NaN in it skips the NaN test.
+ *     That is a PLAIN tree's walk; a MIXED one (with a zero-missing or an in-place categorical
+ *     split) decides each step with go_right, whose branches the CPU must guess. A block with no
+ *     NaN in it skips the NaN test.
  *
  * The arrays come from kiln.train._forest, which builds them from the booster's own model text.
  * A Forest checks once, when made, that every index stays inside its arrays and inside a row; it
@@ -41,7 +44,7 @@
 #define SPECIAL (ZERO_MISSING | CATEGORICAL)
 
 #define PLAIN 0 /* numerical splits only (a test's included) */
-#define MIXED 1 /* a zero-missing or categorical split too */
+#define MIXED 1 /* a zero-missing or in-place categorical split too */
 
 #define LANES 16
 #define BLOCK 256
