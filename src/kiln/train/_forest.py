@@ -187,12 +187,10 @@ def _arrays(text: _Text, outputs: int, width: int) -> list[Array]:
     if total >= 2**31 - 1:
         raise _Unsupported("more nodes than 32-bit indices hold")
     base = base[:-1]
-    # every split's tree, its node, and every leaf's node
-    split_tree = np.repeat(np.arange(trees), splits)
-    split_local = np.arange(split_tree.size) - np.repeat(np.cumsum(splits) - splits, splits)
+    # every split's tree and node, every leaf's tree and node
+    split_tree, split_local = _numbered(splits)
     split_node = base[split_tree] + split_local
-    leaf_tree = np.repeat(np.arange(trees), leaves)
-    leaf_local = np.arange(leaf_tree.size) - np.repeat(np.cumsum(leaves) - leaves, leaves)
+    leaf_tree, leaf_local = _numbered(leaves)
     leaf_node = base[leaf_tree] + splits[leaf_tree] + leaf_local
 
     column = text.ints("split_feature")
@@ -293,8 +291,8 @@ def _bitsets(
     if not (len(boundaries) == len(words) == with_sets.size):
         raise _Unsupported("categorical splits without their bitsets")
     # every tree's boundaries and words, end to end, and where each tree's begin
-    bound_sizes = np.array([len(line.split()) for line in boundaries], dtype=np.int64)
-    word_sizes = np.array([len(line.split()) for line in words], dtype=np.int64)
+    bound_sizes = np.array([line.count(" ") + 1 for line in boundaries], dtype=np.int64)
+    word_sizes = np.array([line.count(" ") + 1 for line in words], dtype=np.int64)
     all_bounds = np.array(" ".join(boundaries).split(), dtype=np.int64)
     all_words = np.array(" ".join(words).split(), dtype=np.uint32)
     slot = np.full(split_tree.max(initial=0) + 1, -1, dtype=np.int64)
@@ -303,8 +301,8 @@ def _bitsets(
     k = slot[split_tree[splits]]
     if (k < 0).any():
         raise _Unsupported("a categorical split without its bitset")
-    at = (np.cumsum(bound_sizes) - bound_sizes)[k] + t[splits].astype(np.int64)
-    first = (np.cumsum(word_sizes) - word_sizes)[k]
+    at = _starts(bound_sizes)[k] + t[splits].astype(np.int64)
+    first = _starts(word_sizes)[k]
     starts, ends = first + all_bounds[at], first + all_bounds[at + 1]
     return [(int(i), all_words[a:b]) for i, a, b in zip(splits, starts, ends, strict=True)]
 
@@ -313,19 +311,26 @@ def _depths(roots: Array, child: Array) -> Array:
     """Each tree's depth: the steps from its root to its deepest leaf (a leaf is its own child)."""
     depth = np.zeros(roots.size, dtype=np.int32)
     node, tree = roots, np.arange(roots.size)
-    level = 0
-    while node.size:
+    for level in range(1, child.size + 2):
         inner = (child[2 * node] != node) | (child[2 * node + 1] != node)
         node, tree = node[inner], tree[inner]
         if not node.size:
-            break
-        level += 1
-        if level > child.size:
-            raise _Unsupported("a tree that does not end")
+            return depth
         depth[tree] = level
         node = np.concatenate([child[2 * node], child[2 * node + 1]])
         tree = np.concatenate([tree, tree])
-    return depth
+    raise _Unsupported("a tree that does not end")
+
+
+def _starts(sizes: Array) -> Array:
+    """Where each of consecutive runs of these sizes begins."""
+    return np.cumsum(sizes) - sizes
+
+
+def _numbered(sizes: Array) -> tuple[Array, Array]:
+    """For every item of consecutive runs of these sizes: its run, and its place in the run."""
+    run = np.repeat(np.arange(sizes.size), sizes)
+    return run, np.arange(run.size) - np.repeat(_starts(sizes), sizes)
 
 
 # boosters -> their walker (weak keys: a walker lives as long as its booster)
