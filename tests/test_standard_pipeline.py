@@ -157,6 +157,33 @@ def test_yaml_config_runs_the_standard_pipeline(project: Path) -> None:
     assert_clean_error(kiln("run", "bad.yaml", cwd=project), "model must be one of")
 
 
+def test_a_network_through_the_pipeline_learns_a_small_table(project: Path) -> None:
+    """BigQuery ML's network defaults give penguins (275 rows) one hidden unit and one epoch: a
+    model no better than the majority class. ``--model dnn`` starts from settings that learn."""
+    pytest.importorskip("torch")
+    code, out = _train(project, "--model", "dnn")
+    assert code == 0, out
+    production = ModelRegistry(Workspace(project)).alias("penguins", "production")
+    assert production is not None
+    model = production.load()
+    assert model.trainer.hidden_units_ == [256, 128]
+    assert model.trainer.best_iteration_ < len(model.trainer.training_info_)  # stopped on eval
+    held_out = _part(held_out=True)
+    predicted = model.predict(held_out)["predicted_species"]
+    accuracy = pc.mean(pc.cast(pc.equal(predicted, held_out["species"]), pa.float64())).as_py()
+    assert accuracy > 0.9  # the majority class is 0.44
+    # a setting given in a config file overrides the network's defaults
+    (project / "small.yaml").write_text(
+        "source: penguins.csv\ntarget: species\nname: small\nmodel: dnn\n"
+        "settings: {hidden_units: [8], max_iterations: 2}\n"
+    )
+    proc = kiln("run", "small.yaml", cwd=project, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    small = ModelRegistry(Workspace(project)).versions("small")[0].load()
+    assert small.trainer.hidden_units_ == [8]
+    assert len(small.trainer.training_info_) == 2
+
+
 def test_automl_through_the_pipeline(project: Path) -> None:
     code, out = _train(project, "--time-budget", "4")
     assert code == 0, out

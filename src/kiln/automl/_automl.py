@@ -51,6 +51,7 @@ from kiln.errors import DataError, TrainingError
 from kiln.model import Model, preprocessing_for
 from kiln.train import StopTraining, Trainer, get_trainer, iteration_listener
 from kiln.train._forest import build_estimate, compiled_forest
+from kiln.train.dl import TABLE_SETTINGS
 from kiln.transform import FittedTransform, OneHotFeatures, StackedTransform
 
 __all__ = [
@@ -703,17 +704,7 @@ class _Search:
                 },
             )
         if "dnn" not in self.exclude and importlib.util.find_spec("torch") is not None:
-            dnn = {
-                "hidden_units": [256, 128],
-                "max_iterations": 300,
-                "batch_size": 128,
-                "learn_rate": 0.001,
-                "dropout": 0.1,
-                "l2_reg": 1e-4,
-                "early_stop": False,
-                "early_stop_rounds": 10,
-                "seed": self.seed,
-            }
+            dnn = {**TABLE_SETTINGS, "seed": self.seed}
             yield "dnn", dnn
             if self._among_best("dnn"):
                 # a second network, deeper and from other starting weights: two networks

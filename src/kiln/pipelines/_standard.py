@@ -73,6 +73,16 @@ def _model_type(model: str, task: str) -> str:
     return prefix[model] + suffix
 
 
+def _settings(model: str, settings: dict[str, Any] | None, seed: int) -> dict[str, Any]:
+    """The trainer's settings: BigQuery ML's defaults under ``settings``, except for a network,
+    whose defaults learn nothing on a small table (see :data:`kiln.train.dl.TABLE_SETTINGS`)."""
+    if model != "dnn":
+        return dict(settings or {})
+    from kiln.train.dl import TABLE_SETTINGS
+
+    return {**TABLE_SETTINGS, "seed": seed, **(settings or {})}
+
+
 def default_thresholds(task: str) -> list[dict[str, Any]]:
     """Promote a challenger only when it beats the champion on the task's main metric (ROC AUC,
     log loss, mean squared error; the Davies-Bouldin index for ``clustering``) on the eval split;
@@ -132,7 +142,9 @@ def standard(
     """Data in, a registered (and, when it beats the champion, promoted) model out.
 
     ``name`` is the registry name (default: the data file's stem); ``model`` one of
-    :data:`MODELS`; ``schema`` a curated schema YAML (else one is inferred from the train split);
+    :data:`MODELS`; ``settings`` the trainer's options over its defaults (BigQuery ML's, except
+    ``dnn``'s: :data:`kiln.train.dl.TABLE_SETTINGS`); ``schema`` a curated schema YAML (else one
+    is inferred from the train split);
     ``thresholds`` value/change thresholds for the blessing (default
     :func:`default_thresholds`: beat the champion on the main metric); ``champion`` ``auto``
     (the holder of ``alias`` in the current workspace, resolved when the pipeline is built),
@@ -169,7 +181,7 @@ def standard(
             transform.output,
             model_type=model_type,
             label=target,
-            settings=settings or {},
+            settings=_settings(model, settings, seed),
         )
     trained.after(checked)
     evaluation = ChampionEvaluator(

@@ -6,6 +6,6 @@ imported, so that listing the trainers stays light.
 
 from __future__ import annotations
 
-from kiln.train.dl._dnn import DnnClassifierTrainer, DnnRegressorTrainer
+from kiln.train.dl._dnn import TABLE_SETTINGS, DnnClassifierTrainer, DnnRegressorTrainer
 
-__all__ = ["DnnClassifierTrainer", "DnnRegressorTrainer"]
+__all__ = ["TABLE_SETTINGS", "DnnClassifierTrainer", "DnnRegressorTrainer"]

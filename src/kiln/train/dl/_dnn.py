@@ -103,7 +103,7 @@ from kiln.transform import OneHotFeatures
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DnnClassifierTrainer", "DnnRegressorTrainer"]
+__all__ = ["TABLE_SETTINGS", "DnnClassifierTrainer", "DnnRegressorTrainer"]
 
 ACTIVATIONS = ("RELU", "RELU6", "CRELU", "ELU", "SELU", "SIGMOID", "TANH")
 OPTIMIZERS = ("ADAM", "ADAGRAD", "FTRL", "RMSPROP", "SGD")
@@ -114,6 +114,23 @@ _ALPHA = 10  # BigQuery ML's constant in the default hidden-layer size
 _FILE = "weights.safetensors"
 _PREDICT_CHUNK = 65_536
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+TABLE_SETTINGS: Mapping[str, Any] = {
+    "hidden_units": [256, 128],
+    "max_iterations": 300,
+    "batch_size": 128,
+    "learn_rate": 0.001,
+    "dropout": 0.1,
+    "l2_reg": 1e-4,
+    "early_stop": False,
+    "early_stop_rounds": 10,
+}
+"""Settings that train a useful network on a table of any size, for the callers that choose a
+network's settings for the user (AutoML's first network, ``kiln train --model dnn``). BigQuery
+ML's defaults size the one hidden layer by the rows and stop at the first epoch that improves the
+loss by less than 1 %: on a few hundred rows (penguins) that is one unit and one epoch, a model
+no better than the majority class. These are two wide layers with dropout, up to 300 epochs,
+stopped once the eval loss has not improved for 10 (so they need an eval set)."""
 
 
 def _torch(model_type: str) -> Any:
