@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -249,6 +250,11 @@ def test_kiln_automl_command(tmp_path: Path) -> None:
     assert "leaderboard" in proc.stdout
     assert "log_loss" in proc.stdout
     assert "µs/row" in proc.stdout
+    assert "boosted_tree_classifier" in proc.stdout  # model types whole, even 80 columns wide
+    ranked = [line for line in proc.stdout.splitlines() if re.match(r"\s+\d+\s+\w", line)]
+    assert ranked
+    assert not any("…" in line for line in ranked)
+    assert "scored again on a fresh shuffle" in proc.stdout  # why ranks 1-k lead
     assert f"model saved: {out}" in proc.stdout
     model = Model.load(out)
     table = pacsv.read_csv(data)

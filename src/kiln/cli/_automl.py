@@ -91,25 +91,21 @@ def _print_result(result: AutoMLResult, console: Console) -> None:
     for name, justify in (
         ("rank", "right"),
         ("model_type", "left"),
-        ("status", "left"),
-        (result.metric, "right"),
+        (result.metric, "right"),  # (or, for one that did not score, its status)
         ("fit s", "right"),
-        ("predict s", "right"),
         ("µs/row", "right"),
         ("rounds", "right"),
-        ("ensemble weight", "right"),
+        ("weight", "right"),
     ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     shown = board[:15]
     for row in shown:
         score = row["validation_score"]
         t.add_row(
             str(row["rank"]),
             row["model_type"],
-            row["status"],
-            "–" if score is None else f"{score:.5g}",
+            row["status"] if score is None else f"{score:.5g}",
             f"{row['fit_time_s']:.2f}",
-            f"{row['predict_time_s']:.3f}",
             "–" if row["predict_us_per_row"] is None else f"{row['predict_us_per_row']:.3g}",
             "–" if row["best_iteration"] is None else str(row["best_iteration"]),
             f"{row['ensemble_weight']:g}" if row["ensemble_weight"] else "",
@@ -117,6 +113,12 @@ def _print_result(result: AutoMLResult, console: Console) -> None:
     console.print(t)
     if len(board) > len(shown):
         console.print(f"… and {len(board) - len(shown)} more candidate(s)")
+    rechecked = sum(bool(row["rechecked"]) for row in board)
+    if rechecked:
+        console.print(
+            f"ranks 1–{rechecked}: scored again on a fresh shuffle of the folds, the scores the "
+            "final choice was made on; the others keep their first score"
+        )
     console.print(
         f"{result.task}, {result.metric} by {result.validation}: best {result.best_score:.5g} "
         f"({result.model.trainer.model_type}) in {result.elapsed_s:.1f} s"
