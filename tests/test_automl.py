@@ -649,7 +649,8 @@ def test_the_final_models_trees_get_their_walker_within_the_budget(
     penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """AutoML's model is made to predict: its LightGBM members get Kiln's tree walker before fit
-    returns, where the estimate of its cost fits in the time left, and not otherwise."""
+    returns, where the estimate of its cost fits in the time left (always under an
+    ``infer_limit``), and not otherwise."""
     from kiln.train import _forest
 
     if _forest._treewalk is None:
@@ -673,3 +674,20 @@ def test_the_final_models_trees_get_their_walker_within_the_budget(
     for booster in boosters(late):
         _forest.compiled_forest(booster)
     assert late.model.predict(penguins).equals(through_lightgbm)  # the very same numbers
+
+    # under an infer_limit every boosted candidate is timed walked, as its saved model would
+    # predict, and the final model gets its walkers whatever the estimate: its cost was that
+    import kiln.automl._automl as automl
+
+    walked: list[Any] = []
+
+    def recorded(booster: Any, text: str | None = None) -> Any:
+        walked.append(booster)
+        return _forest.compiled_forest(booster, text)
+
+    monkeypatch.setattr(automl, "compiled_forest", recorded)
+    limited = _fit(penguins, "species", time_budget=3, seed=0, exclude=only_trees, infer_limit=1e-3)
+    scored = [r for r in limited.leaderboard.to_pylist() if r["status"] in ("ok", "too_slow")]
+    assert len(walked) >= len(scored) * 5  # 5-fold cross-validation: a walker per fold's model
+    assert boosters(limited)
+    assert all(_forest._FORESTS.get(b) is not None for b in boosters(limited))
