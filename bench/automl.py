@@ -55,10 +55,14 @@ Run (two shared cores: run nothing else heavy meanwhile; about 32 minutes at 60 
     .venv/bin/python bench/automl.py --budgets 10 --datasets iris,wine --tools kiln,flaml
     .venv/bin/python bench/automl.py --budgets 60 --tools kiln,flaml --kiln-no-ensemble  # single
     .venv/bin/python bench/automl.py --budgets 60 --tools kiln --kiln-infer-limit 5e-6
+    .venv/bin/python bench/automl.py --budgets 60 --kiln-infer-limit peers
 
 ``--kiln-no-ensemble`` runs Kiln with ``ensemble=False`` (its best single candidate): the
 accuracy an ensemble buys against the prediction time it costs. ``--kiln-infer-limit S`` runs
 it with ``infer_limit=S`` (seconds per row): the accuracy a prediction-time cap costs.
+``--kiln-infer-limit peers`` runs the peers first on each dataset, then Kiln with the fastest
+peer's measured batch cost per row as its ``infer_limit``: Kiln's score when held to the speed of
+the fastest peer, which is how a user with that serving requirement would run it.
 """
 
 from __future__ import annotations
@@ -440,8 +444,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--kiln-infer-limit",
-        type=float,
-        help="Kiln's infer_limit, seconds per row (kiln.automl.fit(infer_limit=...))",
+        type=infer_limit_arg,
+        help="Kiln's infer_limit, seconds per row (kiln.automl.fit(infer_limit=...)), or 'peers':"
+        " the fastest peer's batch cost per row on each dataset, measured first in the same run",
     )
     args = parser.parse_args()
 
@@ -467,7 +472,11 @@ def main() -> None:
             if args.kiln_no_ensemble:
                 envs["kiln"]["KILN_BENCH_ENSEMBLE"] = "0"
                 print("Kiln without ensembles: its best single candidate (ensemble=False)")
-            if args.kiln_infer_limit is not None:
+            if args.kiln_infer_limit == "peers":
+                if tools == ["kiln"]:
+                    parser.error("--kiln-infer-limit peers needs a peer among --tools")
+                print("Kiln with the fastest peer's batch cost per row as its infer_limit")
+            elif args.kiln_infer_limit is not None:
                 envs["kiln"]["KILN_BENCH_INFER_LIMIT"] = repr(args.kiln_infer_limit)
                 print(f"Kiln with infer_limit={args.kiln_infer_limit:g} s a row")
         if set(tools) - {"kiln"}:
@@ -478,6 +487,28 @@ def main() -> None:
             flush=True,
         )
         run_all(args, budgets, names, tools, metas, pythons, worker, envs)
+
+
+def infer_limit_arg(value: str) -> float | str:
+    """``--kiln-infer-limit``: seconds per row (> 0), or ``peers``."""
+    if value == "peers":
+        return value
+    try:
+        limit = float(value)
+    except ValueError:
+        limit = float("nan")
+    if not limit > 0 or limit == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds per row > 0, or 'peers'; not {value!r}")
+    return limit
+
+
+def peers_cost(
+    records: dict[tuple[str, str], dict[str, Any]], peers: Sequence[str], name: str
+) -> float | None:
+    """The fastest peer's batch cost per row (seconds) on ``name``, ``None`` when none was timed."""
+    rates = [get(records, p, name, "batch_rows_per_s") for p in peers]
+    timed = [r for r in rates if r]
+    return 1.0 / max(timed) if timed else None
 
 
 def run_all(
@@ -498,8 +529,17 @@ def run_all(
         for n in names:
             meta = metas[n]
             print(f"[{budget:g} s] {n} ({meta['rows']:,} rows, {meta['task']})", flush=True)
-            for t in tools:
-                record = run_tool(t, pythons[t], worker, meta, budget, timeout, envs[t])
+            held = "kiln" in tools and args.kiln_infer_limit == "peers"
+            for t in [t for t in tools if t != "kiln"] + ["kiln"] if held else tools:
+                env = envs[t]
+                if held and t == "kiln":
+                    limit = peers_cost(records, [p for p in tools if p != "kiln"], n)
+                    if limit is None:
+                        print("    Kiln not run: no peer was timed on it", flush=True)
+                        continue
+                    env = {**env, "KILN_BENCH_INFER_LIMIT": repr(limit)}
+                    print(f"    Kiln's infer_limit: {limit * 1e6:.3g} µs a row", flush=True)
+                record = run_tool(t, pythons[t], worker, meta, budget, timeout, env)
                 records[t, n] = record
                 if "error" not in record:
                     print(
