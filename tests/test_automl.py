@@ -675,8 +675,9 @@ def test_the_final_models_trees_get_their_walker_within_the_budget(
         _forest.compiled_forest(booster)
     assert late.model.predict(penguins).equals(through_lightgbm)  # the very same numbers
 
-    # under an infer_limit every boosted candidate is timed walked, as its saved model would
-    # predict, and the final model gets its walkers whatever the estimate: its cost was that
+    # under an infer_limit, a boosted candidate LightGBM's predictor puts over it is timed again
+    # walked, as its saved model would predict; the final model gets its walkers whatever the
+    # estimate, its cost having been judged by them
     import kiln.automl._automl as automl
 
     walked: list[Any] = []
@@ -686,8 +687,9 @@ def test_the_final_models_trees_get_their_walker_within_the_budget(
         return _forest.compiled_forest(booster, text)
 
     monkeypatch.setattr(automl, "compiled_forest", recorded)
-    limited = _fit(penguins, "species", time_budget=3, seed=0, exclude=only_trees, infer_limit=1e-3)
-    scored = [r for r in limited.leaderboard.to_pylist() if r["status"] in ("ok", "too_slow")]
-    assert len(walked) >= len(scored) * 5  # 5-fold cross-validation: a walker per fold's model
+    limited = _fit(penguins, "species", time_budget=3, seed=0, exclude=only_trees, infer_limit=1e-9)
+    over = [r for r in limited.leaderboard.to_pylist() if r["status"] == "too_slow"]
+    assert over  # (every candidate is over 1 ns a row, walked or not)
+    assert len(walked) >= len(over)
     assert boosters(limited)
     assert all(_forest._FORESTS.get(b) is not None for b in boosters(limited))

@@ -240,8 +240,8 @@ class AutoMLResult:
     The leaderboard has a row per candidate: its family, settings, status, ``validation_score``
     (for a ``rechecked`` one, its score on the fresh folds the final choice was made on), fit and
     predict times, the estimated batch cost per row (``predict_us_per_row``, preprocessing
-    included; LightGBM's trees timed walked, as the saved model predicts them, under an
-    ``infer_limit``, else with LightGBM's own predictor, an upper bound), best boosting
+    included; LightGBM's trees timed with LightGBM's own predictor, an upper bound, or where
+    that is over an ``infer_limit``, walked, as the saved model predicts them), best boosting
     iteration and ensemble weight; the rechecked candidates are ranked first, best first, then
     the others."""
 
@@ -271,6 +271,7 @@ class _Candidate:
     error: str = ""
     weight: float = 0.0
     rechecked: bool = False  # scored again on fresh folds (see _recheck): score is that one
+    walked: bool = False  # predict_s timed through Kiln's tree walker (see _timed_walked)
 
 
 @dataclass
@@ -320,9 +321,9 @@ def fit(
     times as much per row; FLAML does not ensemble by default). ``infer_limit``
     (seconds per row, as AutoGluon's: ``2e-5`` is 20 µs a row, 50,000 rows/s on one thread) caps
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
-    cost is measured on its validation rows (LightGBM's trees walked by Kiln's tree walker, as
-    the saved model predicts them: 2-9x faster than LightGBM's own predictor, which times them
-    without a limit), boosted trees grow only the rounds the cost per tree
+    cost is measured on its validation rows (LightGBM's trees, when LightGBM's predictor puts
+    them over the limit, again through Kiln's tree walker, as the saved model predicts them: 2-9x
+    faster), boosted trees grow only the rounds the cost per tree (walked)
     measured so far allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
     steers the search away from its settings), and an ensemble only takes members while their
     costs sum within it; when nothing fits, the fastest candidate is returned with a warning.
@@ -787,6 +788,11 @@ class _Search:
         cand.fit_s, cand.predict_s = run.fit_s, run.predict_s
         if self.infer_limit is not None and cand.status == "ok" and cand.id > 0:
             cost = self._cost([cand])
+            calibrates = cand.family == "boosted_tree" and not any(
+                c.walked for c in self.candidates if c.family == "boosted_tree"
+            )  # the first gives the cost per tree that caps the rounds (_tree_cost) walked
+            if (cost > self.infer_limit or calibrates) and self._timed_walked(cand, X):
+                cost = self._cost([cand])
             if cost > self.infer_limit:  # the baseline is kept whatever it costs: never nothing
                 cand.status = TOO_SLOW
                 cand.error = (
@@ -794,6 +800,24 @@ class _Search:
                     f"{self.infer_limit * 1e6:.3g} µs"
                 )
         return cand
+
+    def _timed_walked(self, cand: _Candidate, X: Features) -> bool:
+        """Time ``cand``'s validation predictions again with its LightGBM trees walked, as its
+        saved model will predict them (2-9x faster than LightGBM's predictor, which timed them);
+        whether it could. Only for a candidate that LightGBM's time puts over the limit, and for
+        the first boosted one, whose cost per tree caps the rounds of the next: making walkers
+        costs time too, and one under the limit is under it walked."""
+        boosters = [getattr(trainer, "booster_", None) for trainer in cand.trainers]
+        if len(boosters) != len(self.folds) or not all(
+            b is not None and compiled_forest(b) is not None for b in boosters
+        ):
+            return False
+        cand.predict_s, cand.walked = 0.0, True
+        for trainer, (_, valid) in zip(cand.trainers, self.folds, strict=True):
+            p0 = time.perf_counter()
+            self._predict(trainer, _take(X, valid))
+            cand.predict_s += time.perf_counter() - p0
+        return True
 
     def _round_cap(self, settings: Mapping[str, Any]) -> int | None:
         """With an ``infer_limit``: the most boosting rounds trees of these settings can grow and
@@ -827,12 +851,14 @@ class _Search:
 
     def _tree_cost(self, leaves: int) -> float | None:
         """Seconds per row one tree of ``leaves`` leaves costs to predict: measured on the boosted
-        candidate with the nearest number of leaves, scaled up by depth (log2 of the leaves) for
-        bigger trees."""
+        candidate with the nearest number of leaves (among those timed walked, when any were: as
+        the saved model predicts), scaled up by depth (log2 of the leaves) for bigger trees."""
+        walked = any(c.walked for c in self.candidates if c.family == "boosted_tree")
         seen: list[tuple[float, float, int]] = []
         for c in self.candidates:
             if (
                 c.family != "boosted_tree"
+                or (walked and not c.walked)
                 or c.status not in ("ok", TOO_SLOW)
                 or not c.best_iterations
                 or "num_leaves" not in c.settings
@@ -902,9 +928,6 @@ class _Search:
                     best = getattr(trainer, "best_iteration_", None)
                     if best is not None:
                         run.best_iterations.append(int(best))
-                    booster = getattr(trainer, "booster_", None)
-                    if self.infer_limit is not None and booster is not None:
-                        compiled_forest(booster)  # timed as the saved model predicts: walked
                     p0 = time.perf_counter()
                     pred = self._predict(trainer, _take(X, valid))
                     run.predict_s += time.perf_counter() - p0
