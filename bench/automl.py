@@ -530,7 +530,8 @@ def run_all(
             meta = metas[n]
             print(f"[{budget:g} s] {n} ({meta['rows']:,} rows, {meta['task']})", flush=True)
             held = "kiln" in tools and args.kiln_infer_limit == "peers"
-            for t in [t for t in tools if t != "kiln"] + ["kiln"] if held else tools:
+            order = [t for t in tools if t != "kiln"] + ["kiln"] if held else list(tools)
+            for t in order:  # (held to the peers' speed: Kiln after them)
                 env = envs[t]
                 if held and t == "kiln":
                     limit = peers_cost(records, [p for p in tools if p != "kiln"], n)

@@ -323,8 +323,8 @@ def fit(
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
     cost is measured on its validation rows (LightGBM's trees, when LightGBM's predictor puts
     them over the limit, again through Kiln's tree walker, as the saved model predicts them: 2-9x
-    faster), boosted trees grow only the rounds the cost per tree (walked)
-    measured so far allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
+    faster), boosted trees grow only the rounds the cost per tree measured (walked) so far
+    allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
     steers the search away from its settings), and an ensemble only takes members while their
     costs sum within it; when nothing fits, the fastest candidate is returned with a warning.
     Finishes within the budget plus 10 % (plus one small baseline model when the budget is too
