@@ -241,9 +241,9 @@ class AutoMLResult:
     (for a ``rechecked`` one, its score on the fresh folds the final choice was made on), fit and
     predict times, the estimated batch cost per row (``predict_us_per_row``, preprocessing
     included; LightGBM's trees timed with LightGBM's own predictor, an upper bound, or where
-    that is over an ``infer_limit``, walked, as the saved model predicts them), best boosting
-    iteration and ensemble weight; the rechecked candidates are ranked first, best first, then
-    the others."""
+    that is over a third of an ``infer_limit``, walked, as the saved model predicts them), best
+    boosting iteration and ensemble weight; the rechecked candidates are ranked first, best
+    first, then the others."""
 
     model: Model
     leaderboard: pa.Table
@@ -322,9 +322,9 @@ def fit(
     (seconds per row, as AutoGluon's: ``2e-5`` is 20 µs a row, 50,000 rows/s on one thread) caps
     what the chosen model may cost to predict in batch, preprocessing included: each candidate's
     cost is measured on its validation rows (LightGBM's trees, when LightGBM's predictor puts
-    them over the limit, again through Kiln's tree walker, as the saved model predicts them: 2-9x
-    faster), boosted trees grow only the rounds the cost per tree measured (walked) so far
-    allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
+    them over a third of the limit, again through Kiln's tree walker, as the saved model predicts
+    them: 2-9x faster), boosted trees grow only the rounds the cost per tree measured (walked)
+    so far allows, a slower candidate is marked ``too_slow`` on the leaderboard (and
     steers the search away from its settings), and an ensemble only takes members while their
     costs sum within it; when nothing fits, the fastest candidate is returned with a warning.
     Finishes within the budget plus 10 % (plus one small baseline model when the budget is too
@@ -791,7 +791,8 @@ class _Search:
             calibrates = cand.family == "boosted_tree" and not any(
                 c.walked for c in self.candidates if c.family == "boosted_tree"
             )  # the first gives the cost per tree that caps the rounds (_tree_cost) walked
-            if (cost > self.infer_limit or calibrates) and self._timed_walked(cand, X):
+            share = self.infer_limit / MAX_MEMBERS  # an ensemble member's share of the limit
+            if (cost > share or calibrates) and self._timed_walked(cand, X):
                 cost = self._cost([cand])
             if cost > self.infer_limit:  # the baseline is kept whatever it costs: never nothing
                 cand.status = TOO_SLOW
@@ -804,9 +805,10 @@ class _Search:
     def _timed_walked(self, cand: _Candidate, X: Features) -> bool:
         """Time ``cand``'s validation predictions again with its LightGBM trees walked, as its
         saved model will predict them (2-9x faster than LightGBM's predictor, which timed them);
-        whether it could. Only for a candidate that LightGBM's time puts over the limit, and for
-        the first boosted one, whose cost per tree caps the rounds of the next: making walkers
-        costs time too, and one under the limit is under it walked."""
+        whether it could. Only for a candidate that LightGBM's time puts over a third of the
+        limit (over what one of :data:`MAX_MEMBERS` members may cost: an ensemble sums them),
+        and for the first boosted one, whose cost per tree caps the rounds of the next: making
+        walkers costs time too, and one under that share is under it walked."""
         boosters = [getattr(trainer, "booster_", None) for trainer in cand.trainers]
         if len(boosters) != len(self.folds) or not all(
             b is not None and compiled_forest(b) is not None for b in boosters
